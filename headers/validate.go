@@ -1,0 +1,120 @@
+package headers
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/btcsuite/btcd/chaincfg/chainhash"
+)
+
+// CheckHeaderContext is Namecoin Core's ContextualCheckBlockHeader for h on
+// top of prev: the legacy-version ban, the required bits, median time past,
+// the future-time limit and the BIP34/66/65 base versions, in Core's order.
+func CheckHeaderContext(h *Header, prev BlockInfo, ctx ChainContext, now time.Time, p *Params) error {
+	height := prev.Height + 1
+	if h.IsLegacy() && !p.AllowLegacyBlocks(height) {
+		return ruleError(ErrLateLegacyBlock,
+			"legacy version-1 block at height %d, not allowed from %d",
+			height, p.LegacyBlocksBefore)
+	}
+	want, err := NextWorkRequired(prev, h.Timestamp, ctx, p)
+	if err != nil {
+		return err
+	}
+	if h.Bits != want {
+		return ruleError(ErrBadDiffBits,
+			"block bits %08x at height %d, required %08x", h.Bits, height, want)
+	}
+	if mtp := MedianTimePast(prev, ctx, p); h.Timestamp <= mtp {
+		return ruleError(ErrTimeTooOld,
+			"block time %d is not after the median time past %d", h.Timestamp, mtp)
+	}
+	if limit := now.Unix() + p.MaxFutureBlockTime; int64(h.Timestamp) > limit {
+		return ruleError(ErrTimeTooNew,
+			"block time %d is more than %ds ahead of now (%d)",
+			h.Timestamp, p.MaxFutureBlockTime, now.Unix())
+	}
+	base := h.BaseVersion()
+	if (base < 2 && height >= p.BIP34Height) ||
+		(base < 3 && height >= p.BIP66Height) ||
+		(base < 4 && height >= p.BIP65Height) {
+		return ruleError(ErrBadVersion,
+			"block version %08x (base %d) is outdated at height %d",
+			uint32(h.Version), base, height)
+	}
+	return nil
+}
+
+// VerifiedHeader is a header that passed every check, with what the store
+// and later checks need about it.
+type VerifiedHeader struct {
+	Header Header
+	Info   BlockInfo
+}
+
+// overlay shows a run of new headers on top of a chain context. Heights at
+// or above the run's start come only from the run, so a competing branch
+// never sees the blocks it would replace.
+type overlay struct {
+	base  ChainContext
+	start int32
+	run   []VerifiedHeader
+}
+
+func (o *overlay) BlockAt(height int32) (BlockInfo, bool) {
+	if height < o.start {
+		return o.base.BlockAt(height)
+	}
+	if i := int(height - o.start); i < len(o.run) {
+		return o.run[i].Info, true
+	}
+	return BlockInfo{}, false
+}
+
+// VerifyHeaders checks hdrs as the blocks after prev: each must link to the
+// one before it and pass CheckProofOfWork and CheckHeaderContext. The first
+// failure ends the run; its error names the height and wraps the RuleError.
+func VerifyHeaders(ctx ChainContext, prev BlockInfo, hdrs []*FullHeader, now time.Time, p *Params) ([]VerifiedHeader, error) {
+	ov := &overlay{base: ctx, start: prev.Height + 1,
+		run: make([]VerifiedHeader, 0, len(hdrs))}
+	for _, fh := range hdrs {
+		height := prev.Height + 1
+		hash := fh.BlockHash()
+		if err := verifyOne(fh, hash, prev, ov, now, p); err != nil {
+			return nil, fmt.Errorf("header %v at height %d: %w", hash, height, err)
+		}
+		info := BlockInfo{
+			Height:         height,
+			Hash:           hash,
+			Time:           fh.Timestamp,
+			Bits:           fh.Bits,
+			LastNormalBits: lastNormalBits(height, fh.Bits, prev, p),
+		}
+		ov.run = append(ov.run, VerifiedHeader{Header: fh.Header, Info: info})
+		prev = info
+	}
+	return ov.run, nil
+}
+
+func verifyOne(fh *FullHeader, hash chainhash.Hash, prev BlockInfo, ctx ChainContext, now time.Time, p *Params) error {
+	if fh.PrevBlock != prev.Hash {
+		return ruleError(ErrBadPrevBlock,
+			"previous block %v is not %v at height %d",
+			fh.PrevBlock, prev.Hash, prev.Height)
+	}
+	if err := CheckProofOfWork(fh, hash, p); err != nil {
+		return err
+	}
+	return CheckHeaderContext(&fh.Header, prev, ctx, now, p)
+}
+
+// GenesisInfo is the BlockInfo of the network's genesis block.
+func (p *Params) GenesisInfo() BlockInfo {
+	return BlockInfo{
+		Height:         0,
+		Hash:           p.GenesisHash,
+		Time:           p.GenesisHeader.Timestamp,
+		Bits:           p.GenesisHeader.Bits,
+		LastNormalBits: lastNormalBits(0, p.GenesisHeader.Bits, BlockInfo{}, p),
+	}
+}
