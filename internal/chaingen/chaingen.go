@@ -108,13 +108,13 @@ func (g *Generator) Joined(start, count int) []byte {
 
 // Spec bends the next block. The zero value makes a valid block.
 type Spec struct {
-	Version    int32           // 0: DefaultVersion
-	Time       uint32          // 0: previous time + Spacing
-	Bits       uint32          // 0: the required next work
-	PrevBlock  *chainhash.Hash // nil: the tip's hash
-	Txs        [][]byte        // extra transactions after the coinbase
-	NoAuxPoW   bool            // plain header, own proof of work
-	WeakPoW    bool            // the proof-of-work hash misses the target
+	Version   int32           // 0: DefaultVersion
+	Time      uint32          // 0: previous time + Spacing
+	Bits      uint32          // 0: the required next work
+	PrevBlock *chainhash.Hash // nil: the tip's hash
+	Txs       [][]byte        // extra transactions after the coinbase
+	NoAuxPoW  bool            // plain header, own proof of work
+	WeakPoW   bool            // the proof-of-work hash misses the target
 	// ChainBranchLen forces a chain branch of this many hashes (> 30
 	// too); 0 picks 0..3 at random, -1 forces an empty branch.
 	ChainBranchLen  int
