@@ -1,0 +1,541 @@
+package headers
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/btcsuite/btcd/chaincfg/chainhash"
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// Store errors, matched with errors.Is.
+var (
+	// ErrDatabaseInUse: another process holds the database open.
+	ErrDatabaseInUse = errors.New("header database is in use by another process")
+	// ErrWrongNetwork: the database was made for another network.
+	ErrWrongNetwork = errors.New("header database belongs to another network")
+	// ErrDoesNotConnect: the headers do not build on a stored header.
+	ErrDoesNotConnect = errors.New("headers do not connect to the stored chain")
+	// ErrNotMoreWork: a competing branch has no more work than ours.
+	ErrNotMoreWork = errors.New("competing branch does not have more work")
+	// ErrForkTooDeep: the fork point is below the oldest stored header.
+	ErrForkTooDeep = errors.New("fork point is below the oldest stored header")
+	// ErrHeightNotFound: no stored header at that height.
+	ErrHeightNotFound = errors.New("no stored header at that height")
+	// ErrHashNotFound: no stored header with that hash on the main chain.
+	ErrHashNotFound = errors.New("no stored header with that hash")
+	// ErrCorrupt: the database breaks an invariant the store keeps.
+	ErrCorrupt = errors.New("header database is inconsistent")
+)
+
+// DefaultKeepHeaders is how many headers pruning keeps by default: a whole
+// name expiry window (36000 blocks) plus one retarget period.
+const DefaultKeepHeaders = 36000 + 2016
+
+// StoreOptions tune OpenStore.
+type StoreOptions struct {
+	// LockTimeout is how long to wait for another process to release the
+	// database before failing with ErrDatabaseInUse (default 1s).
+	LockTimeout time.Duration
+	// KeepHeaders is how many headers below the tip pruning keeps; it
+	// cannot be less than what retargeting and median time need.
+	KeepHeaders int32
+	// NoSync skips fsync on commit. Only for benchmarks and tests: a crash
+	// can then lose committed headers (never corrupt them).
+	NoSync bool
+}
+
+// Anchor is the trusted block a new store starts from: genesis, or a
+// checkpoint's period end (whose header bytes may be unknown).
+type Anchor struct {
+	Info BlockInfo
+	// Work is the total chain work up to and including this block.
+	Work *big.Int
+	// Header is the full header when known (genesis).
+	Header *Header
+}
+
+// GenesisAnchor starts a store at the network's genesis.
+func (p *Params) GenesisAnchor() Anchor {
+	h := p.GenesisHeader
+	return Anchor{Info: p.GenesisInfo(), Work: CalcWork(h.Bits), Header: &h}
+}
+
+// Tip is the best stored block.
+type Tip struct {
+	Height int32
+	Hash   chainhash.Hash
+	Work   *big.Int
+}
+
+// Store keeps the best header chain in bbolt: 80-byte headers (AuxPoW is
+// dropped once verified) by height, a hash index, the tip and cumulative
+// work. Every change is one bbolt transaction, so a crash leaves the chain
+// as of the last commit. Safe for concurrent use.
+type Store struct {
+	db     *bolt.DB
+	params *Params
+	keep   int32
+
+	mu  sync.RWMutex // guards tip and base, mirrors of what is committed
+	tip Tip
+	// base is the oldest stored height.
+	base int32
+
+	workMu    sync.Mutex
+	workCache map[uint32]*big.Int
+}
+
+var (
+	bucketHeaders = []byte("headers") // height (4 BE) -> record
+	bucketIndex   = []byte("index")   // hash (32)     -> height (4 BE)
+	bucketMeta    = []byte("meta")
+	keyNetwork    = []byte("network") // genesis hash
+	keyTip        = []byte("tip")     // height
+	keyBase       = []byte("base")    // height
+	keyFormat     = []byte("format")
+)
+
+const storeFormat = 1
+
+// Record layout: hash 32 | work 32 | time 4 | bits 4 | next bits 4 |
+// last normal bits 4 | header 80 (absent for a checkpoint anchor).
+const (
+	recInfoSize = 32 + 32 + 16
+	recFullSize = recInfoSize + HeaderSize
+)
+
+// OpenStore opens or creates the header database at path. A new database
+// starts at anchor; an existing one must belong to p's network.
+func OpenStore(path string, p *Params, anchor Anchor, opts StoreOptions) (*Store, error) {
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = time.Second
+	}
+	minKeep := int32(p.MedianTimeSpan) + p.RetargetInterval + 1
+	switch {
+	case opts.KeepHeaders == 0:
+		opts.KeepHeaders = DefaultKeepHeaders
+	case opts.KeepHeaders < minKeep:
+		return nil, fmt.Errorf("keep %d headers: at least %d are needed for retargeting",
+			opts.KeepHeaders, minKeep)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout: opts.LockTimeout,
+		NoSync:  opts.NoSync,
+	})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("%w: %s (waited %v)", ErrDatabaseInUse, path, opts.LockTimeout)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open header database %s: %w", path, err)
+	}
+	s := &Store{db: db, params: p, keep: opts.KeepHeaders,
+		workCache: map[uint32]*big.Int{}}
+	if err := db.Update(func(tx *bolt.Tx) error { return s.init(tx, anchor) }); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) init(tx *bolt.Tx, anchor Anchor) error {
+	for _, name := range [][]byte{bucketHeaders, bucketIndex, bucketMeta} {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	meta := tx.Bucket(bucketMeta)
+	if net := meta.Get(keyNetwork); net != nil {
+		if !bytes.Equal(net, s.params.GenesisHash[:]) {
+			return fmt.Errorf("%w: made for genesis %x, opened as %s",
+				ErrWrongNetwork, net, s.params.Name)
+		}
+		if f := meta.Get(keyFormat); len(f) != 4 || binary.BigEndian.Uint32(f) != storeFormat {
+			return fmt.Errorf("%w: unknown format %x", ErrCorrupt, f)
+		}
+		return s.loadTip(tx)
+	}
+	if anchor.Work == nil {
+		return errors.New("new header database needs an anchor with chain work")
+	}
+	if err := meta.Put(keyNetwork, s.params.GenesisHash[:]); err != nil {
+		return err
+	}
+	if err := meta.Put(keyFormat, be32(storeFormat)); err != nil {
+		return err
+	}
+	if err := putRecord(tx, anchor.Info, anchor.Work, anchor.Header); err != nil {
+		return err
+	}
+	if err := meta.Put(keyBase, be32(uint32(anchor.Info.Height))); err != nil {
+		return err
+	}
+	if err := meta.Put(keyTip, be32(uint32(anchor.Info.Height))); err != nil {
+		return err
+	}
+	return s.loadTip(tx)
+}
+
+func (s *Store) loadTip(tx *bolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	tipH, baseH := meta.Get(keyTip), meta.Get(keyBase)
+	if len(tipH) != 4 || len(baseH) != 4 {
+		return fmt.Errorf("%w: tip or base missing", ErrCorrupt)
+	}
+	height := int32(binary.BigEndian.Uint32(tipH))
+	rec, err := getRecord(tx, height)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.tip = Tip{Height: height, Hash: rec.info.Hash, Work: rec.work}
+	s.base = int32(binary.BigEndian.Uint32(baseH))
+	s.mu.Unlock()
+	return nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Params returns the store's network.
+func (s *Store) Params() *Params { return s.params }
+
+// Tip returns the best stored block.
+func (s *Store) Tip() Tip {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	t := s.tip
+	t.Work = new(big.Int).Set(t.Work)
+	return t
+}
+
+// Base returns the oldest stored height (the anchor, or the prune point).
+func (s *Store) Base() int32 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.base
+}
+
+type record struct {
+	info   BlockInfo
+	work   *big.Int
+	header *Header
+}
+
+func be32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
+
+func putRecord(tx *bolt.Tx, info BlockInfo, work *big.Int, h *Header) error {
+	v := make([]byte, recInfoSize, recFullSize)
+	copy(v[0:32], info.Hash[:])
+	work.FillBytes(v[32:64])
+	binary.BigEndian.PutUint32(v[64:68], info.Time)
+	binary.BigEndian.PutUint32(v[68:72], info.Bits)
+	binary.BigEndian.PutUint32(v[72:76], info.NextBits)
+	binary.BigEndian.PutUint32(v[76:80], info.LastNormalBits)
+	if h != nil {
+		hb := h.Serialize()
+		v = append(v, hb[:]...)
+	}
+	key := be32(uint32(info.Height))
+	if err := tx.Bucket(bucketHeaders).Put(key, v); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketIndex).Put(info.Hash[:], key)
+}
+
+func decodeRecord(height int32, v []byte) (record, error) {
+	if len(v) != recInfoSize && len(v) != recFullSize {
+		return record{}, fmt.Errorf("%w: record at %d has %d bytes", ErrCorrupt, height, len(v))
+	}
+	r := record{
+		info: BlockInfo{
+			Height:         height,
+			Time:           binary.BigEndian.Uint32(v[64:68]),
+			Bits:           binary.BigEndian.Uint32(v[68:72]),
+			NextBits:       binary.BigEndian.Uint32(v[72:76]),
+			LastNormalBits: binary.BigEndian.Uint32(v[76:80]),
+		},
+		work: new(big.Int).SetBytes(v[32:64]),
+	}
+	copy(r.info.Hash[:], v[0:32])
+	if len(v) == recFullSize {
+		h, _ := ParseHeader(v[recInfoSize:])
+		r.header = &h
+	}
+	return r, nil
+}
+
+func getRecord(tx *bolt.Tx, height int32) (record, error) {
+	if height < 0 {
+		return record{}, ErrHeightNotFound
+	}
+	v := tx.Bucket(bucketHeaders).Get(be32(uint32(height)))
+	if v == nil {
+		return record{}, fmt.Errorf("%w: %d", ErrHeightNotFound, height)
+	}
+	return decodeRecord(height, v)
+}
+
+// BlockAt implements ChainContext over the stored main chain.
+func (s *Store) BlockAt(height int32) (BlockInfo, bool) {
+	var info BlockInfo
+	err := s.db.View(func(tx *bolt.Tx) error {
+		r, err := getRecord(tx, height)
+		info = r.info
+		return err
+	})
+	return info, err == nil
+}
+
+// HeaderAt returns the 80-byte header at height. A checkpoint anchor has
+// no header bytes and gives ErrHeightNotFound.
+func (s *Store) HeaderAt(height int32) (Header, error) {
+	var h Header
+	err := s.db.View(func(tx *bolt.Tx) error {
+		r, err := getRecord(tx, height)
+		if err != nil {
+			return err
+		}
+		if r.header == nil {
+			return fmt.Errorf("%w: %d is a checkpoint without header bytes",
+				ErrHeightNotFound, height)
+		}
+		h = *r.header
+		return nil
+	})
+	return h, err
+}
+
+// HeightOf returns the height of a main-chain block by hash.
+func (s *Store) HeightOf(hash chainhash.Hash) (int32, error) {
+	var height int32
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketIndex).Get(hash[:])
+		if len(v) != 4 {
+			return fmt.Errorf("%w: %v", ErrHashNotFound, hash)
+		}
+		height = int32(binary.BigEndian.Uint32(v))
+		return nil
+	})
+	return height, err
+}
+
+// WorkAt returns the cumulative chain work up to height.
+func (s *Store) WorkAt(height int32) (*big.Int, error) {
+	var w *big.Int
+	err := s.db.View(func(tx *bolt.Tx) error {
+		r, err := getRecord(tx, height)
+		w = r.work
+		return err
+	})
+	return w, err
+}
+
+func (s *Store) blockWork(bits uint32) *big.Int {
+	s.workMu.Lock()
+	defer s.workMu.Unlock()
+	w, ok := s.workCache[bits]
+	if !ok {
+		w = CalcWork(bits)
+		s.workCache[bits] = w
+	}
+	return w
+}
+
+// AddHeaders verifies full headers that follow the stored block at
+// start-1 and commits them: an extension of the tip, or a competing branch
+// that replaces the blocks from start on if it has more work.
+func (s *Store) AddHeaders(start int32, hdrs []*FullHeader, now time.Time) error {
+	if len(hdrs) == 0 {
+		return nil
+	}
+	prev, ok := s.BlockAt(start - 1)
+	if !ok {
+		if start-1 < s.Base() {
+			return fmt.Errorf("%w: block %d (oldest stored is %d)", ErrForkTooDeep, start-1, s.Base())
+		}
+		return fmt.Errorf("%w: nothing stored at %d", ErrDoesNotConnect, start-1)
+	}
+	vh, err := VerifyHeaders(s, prev, hdrs, now, s.params)
+	if err != nil {
+		return err
+	}
+	return s.Connect(vh)
+}
+
+// Connect commits verified headers in one transaction. They must link to
+// the stored block below the first of them. If they overlap the stored
+// chain, headers equal to the stored ones are skipped; a differing branch
+// replaces ours only with more total work, and the old blocks are removed
+// in the same transaction that writes the new ones.
+func (s *Store) Connect(vh []VerifiedHeader) error {
+	if len(vh) == 0 {
+		return nil
+	}
+	var newTip Tip
+	var newBase int32
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		tipH := int32(binary.BigEndian.Uint32(meta.Get(keyTip)))
+		base := int32(binary.BigEndian.Uint32(meta.Get(keyBase)))
+		start := vh[0].Info.Height
+
+		// Skip what we already have.
+		for len(vh) > 0 && start <= tipH {
+			r, err := getRecord(tx, start)
+			if err != nil || r.info.Hash != vh[0].Info.Hash {
+				break
+			}
+			vh = vh[1:]
+			start++
+		}
+		if len(vh) == 0 {
+			return errNothingNew
+		}
+		if start-1 < base {
+			return fmt.Errorf("%w: fork at %d, oldest stored %d", ErrForkTooDeep, start-1, base)
+		}
+		if start > tipH+1 {
+			return fmt.Errorf("%w: first height %d, tip %d", ErrDoesNotConnect, start, tipH)
+		}
+		prev, err := getRecord(tx, start-1)
+		if err != nil {
+			return err
+		}
+		if vh[0].Header.PrevBlock != prev.info.Hash {
+			return fmt.Errorf("%w: header %d builds on %v, stored %d is %v",
+				ErrDoesNotConnect, start, vh[0].Header.PrevBlock, start-1, prev.info.Hash)
+		}
+		work := new(big.Int).Set(prev.work)
+		works := make([]*big.Int, len(vh))
+		for i := range vh {
+			if i > 0 && vh[i].Header.PrevBlock != vh[i-1].Info.Hash {
+				return fmt.Errorf("%w: header %d does not link to %d",
+					ErrDoesNotConnect, vh[i].Info.Height, vh[i-1].Info.Height)
+			}
+			work.Add(work, s.blockWork(vh[i].Header.Bits))
+			works[i] = new(big.Int).Set(work)
+		}
+		if start <= tipH {
+			old, err := getRecord(tx, tipH)
+			if err != nil {
+				return err
+			}
+			if work.Cmp(old.work) <= 0 {
+				return fmt.Errorf("%w: branch from %d has work %v, ours %v",
+					ErrNotMoreWork, start, work, old.work)
+			}
+			if err := deleteRange(tx, start, tipH); err != nil {
+				return err
+			}
+		}
+		for i := range vh {
+			if err := putRecord(tx, vh[i].Info, works[i], &vh[i].Header); err != nil {
+				return err
+			}
+		}
+		last := vh[len(vh)-1].Info
+		if err := meta.Put(keyTip, be32(uint32(last.Height))); err != nil {
+			return err
+		}
+		newTip = Tip{Height: last.Height, Hash: last.Hash, Work: work}
+		newBase = base
+		// Prune in batches so that not every append rewrites the base.
+		if last.Height-base+1 > s.keep+s.params.RetargetInterval {
+			newBase = last.Height - s.keep + 1
+			if err := deleteRange(tx, base, newBase-1); err != nil {
+				return err
+			}
+			if err := meta.Put(keyBase, be32(uint32(newBase))); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, errNothingNew) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.tip, s.base = newTip, newBase
+	s.mu.Unlock()
+	return nil
+}
+
+var errNothingNew = errors.New("nothing new")
+
+func deleteRange(tx *bolt.Tx, from, to int32) error {
+	hb, ib := tx.Bucket(bucketHeaders), tx.Bucket(bucketIndex)
+	for h := from; h <= to; h++ {
+		key := be32(uint32(h))
+		v := hb.Get(key)
+		if v == nil {
+			continue
+		}
+		if len(v) >= 32 {
+			if err := ib.Delete(v[:32]); err != nil {
+				return err
+			}
+		}
+		if err := hb.Delete(key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckIntegrity walks the stored chain and checks every invariant: one
+// record per height from base to tip, the hash index pointing back, each
+// header hashing to its record and linking to the one below, and the
+// cumulative work adding up.
+func (s *Store) CheckIntegrity() error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		tipH := int32(binary.BigEndian.Uint32(meta.Get(keyTip)))
+		base := int32(binary.BigEndian.Uint32(meta.Get(keyBase)))
+		if n := tx.Bucket(bucketHeaders).Stats().KeyN; n != int(tipH-base+1) {
+			return fmt.Errorf("%w: %d records for heights %d..%d", ErrCorrupt, n, base, tipH)
+		}
+		if n := tx.Bucket(bucketIndex).Stats().KeyN; n != int(tipH-base+1) {
+			return fmt.Errorf("%w: %d index entries for heights %d..%d", ErrCorrupt, n, base, tipH)
+		}
+		var prev record
+		for h := base; h <= tipH; h++ {
+			r, err := getRecord(tx, h)
+			if err != nil {
+				return fmt.Errorf("%w: %v", ErrCorrupt, err)
+			}
+			idx := tx.Bucket(bucketIndex).Get(r.info.Hash[:])
+			if len(idx) != 4 || int32(binary.BigEndian.Uint32(idx)) != h {
+				return fmt.Errorf("%w: index for %d is %x", ErrCorrupt, h, idx)
+			}
+			if r.header != nil && r.header.BlockHash() != r.info.Hash {
+				return fmt.Errorf("%w: header at %d does not hash to its record", ErrCorrupt, h)
+			}
+			if h > base {
+				if r.header == nil || r.header.PrevBlock != prev.info.Hash {
+					return fmt.Errorf("%w: header %d does not link to %d", ErrCorrupt, h, h-1)
+				}
+				want := new(big.Int).Add(prev.work, CalcWork(r.info.Bits))
+				if want.Cmp(r.work) != 0 {
+					return fmt.Errorf("%w: work at %d is %v, want %v", ErrCorrupt, h, r.work, want)
+				}
+			}
+			prev = r
+		}
+		return nil
+	})
+}
