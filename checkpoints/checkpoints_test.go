@@ -17,12 +17,12 @@ import (
 // released Electrum-NMC 4.0.6 ships, field by field.
 func TestMainNetMatchesElectrumNMC(t *testing.T) {
 	var f struct {
-		FirstTimestamp uint32          `json:"first_timestamp"`
-		Height         int32           `json:"height"`
-		LastBits       uint32          `json:"last_bits"`
+		FirstTimestamp uint32     `json:"first_timestamp"`
+		Height         int32      `json:"height"`
+		LastBits       uint32     `json:"last_bits"`
 		LastChainwork  jsonNumber `json:"last_chainwork"`
-		LastHash       string          `json:"last_hash"`
-		MerkleRoot     string          `json:"merkle_root"`
+		LastHash       string     `json:"last_hash"`
+		MerkleRoot     string     `json:"merkle_root"`
 	}
 	testvectors.Load(t, "checkpoints-electrum-nmc-v4.0.6.json", &f)
 	c := MainNet
