@@ -84,7 +84,8 @@ func ParseHeader(b []byte) (Header, error) {
 // VersionAuxPoW (Core's CAuxPow).
 type AuxPoW struct {
 	// CoinbaseTx is the parent block's coinbase, as serialized (with
-	// witness data if it had any).
+	// witness data if it had any). Its outputs are not decoded (TxOut is
+	// nil): no rule reads them. ParseTx(CoinbaseTx.Raw) decodes them.
 	CoinbaseTx *Tx
 	// ParentHash is the 32-byte block hash field. Consensus ignores it:
 	// current Core writes zeros, historic data holds the parent's hash.
@@ -155,7 +156,7 @@ func parseAuxPoW(b []byte) (*AuxPoW, int, error) {
 		return nil, 0, fmt.Errorf("%w: %d bytes is shorter than any auxpow",
 			ErrMalformed, len(b))
 	}
-	tx, n, err := ParseTx(b)
+	tx, n, err := parseTx(b, false)
 	if err != nil {
 		return nil, 0, fmt.Errorf("coinbase: %w", err)
 	}
@@ -265,22 +266,24 @@ func (r *reader) varInt() (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	var v, minV uint64
+	var size int
+	var minV uint64
 	switch s[0] {
 	case 0xfd:
-		s, err = r.bytes(2)
-		v, minV = uint64(binary.LittleEndian.Uint16(s)), 0xfd
+		size, minV = 2, 0xfd
 	case 0xfe:
-		s, err = r.bytes(4)
-		v, minV = uint64(binary.LittleEndian.Uint32(s)), 0x10000
+		size, minV = 4, 0x10000
 	case 0xff:
-		s, err = r.bytes(8)
-		v, minV = binary.LittleEndian.Uint64(s), 0x100000000
+		size, minV = 8, 0x100000000
 	default:
 		return uint64(s[0]), nil
 	}
-	if err != nil {
+	if s, err = r.bytes(size); err != nil {
 		return 0, err
+	}
+	var v uint64
+	for i := size - 1; i >= 0; i-- {
+		v = v<<8 | uint64(s[i])
 	}
 	if v < minV {
 		return 0, fmt.Errorf("%w: non-canonical compact size %d", ErrMalformed, v)

@@ -77,6 +77,13 @@ const (
 // used. A flag byte other than 1, or a witness flag with only empty
 // witnesses, is rejected as Core rejects it.
 func ParseTx(b []byte) (*Tx, int, error) {
+	return parseTx(b, true)
+}
+
+// parseTx is ParseTx; without decodeOutputs the outputs are checked for
+// framing but not decoded (TxOut stays nil), which is all an AuxPoW
+// coinbase needs and saves most of its parsing cost.
+func parseTx(b []byte, decodeOutputs bool) (*Tx, int, error) {
 	if len(b) < minTxSize {
 		return nil, 0, fmt.Errorf("%w: %d bytes is shorter than any transaction",
 			ErrMalformed, len(b))
@@ -103,11 +110,11 @@ func ParseTx(b []byte) (*Tx, int, error) {
 			if tx.TxIn, err = r.txIns(); err != nil {
 				return nil, 0, err
 			}
-			if tx.TxOut, err = r.txOuts(); err != nil {
+			if tx.TxOut, err = r.txOuts(decodeOutputs); err != nil {
 				return nil, 0, err
 			}
 		}
-	} else if tx.TxOut, err = r.txOuts(); err != nil {
+	} else if tx.TxOut, err = r.txOuts(decodeOutputs); err != nil {
 		return nil, 0, err
 	}
 	if flags&1 != 0 {
@@ -175,23 +182,28 @@ func (r *reader) txIns() ([]TxIn, error) {
 	return ins, nil
 }
 
-func (r *reader) txOuts() ([]TxOut, error) {
+func (r *reader) txOuts(decode bool) ([]TxOut, error) {
 	n, err := r.count(minTxOutSize)
 	if err != nil {
 		return nil, fmt.Errorf("outputs: %w", err)
 	}
-	outs := make([]TxOut, n)
-	for i := range outs {
+	var outs []TxOut
+	if decode {
+		outs = make([]TxOut, n)
+	}
+	for i := 0; i < n; i++ {
 		v, err := r.uint64()
 		if err != nil {
 			return nil, err
 		}
-		outs[i].Value = int64(v)
 		l, err := r.count(1)
 		if err != nil {
 			return nil, fmt.Errorf("output %d script: %w", i, err)
 		}
-		outs[i].PkScript, _ = r.bytes(l)
+		script, _ := r.bytes(l)
+		if decode {
+			outs[i] = TxOut{Value: int64(v), PkScript: script}
+		}
 	}
 	return outs, nil
 }
