@@ -175,7 +175,7 @@ func (s *Store) init(tx *bolt.Tx, anchor Anchor) error {
 	if err := meta.Put(keyFormat, be32(storeFormat)); err != nil {
 		return err
 	}
-	if err := putRecord(tx, anchor.Info, anchor.Work, anchor.Header); err != nil {
+	if _, err := putRecord(tx, anchor.Info, anchor.Work, anchor.Header, nil); err != nil {
 		return err
 	}
 	if err := meta.Put(keyBase, be32(uint32(anchor.Info.Height))); err != nil {
@@ -235,8 +235,19 @@ type record struct {
 
 func be32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
 
-func putRecord(tx *bolt.Tx, info BlockInfo, work *big.Int, h *Header) error {
-	v := make([]byte, recInfoSize, recFullSize)
+// putRecord writes one record and its index entry. buf, if long enough,
+// holds the key and value (bbolt needs them until the commit), so that a
+// chunk costs one allocation instead of two per header.
+func putRecord(tx *bolt.Tx, info BlockInfo, work *big.Int, h *Header, buf []byte) ([]byte, error) {
+	size := recInfoSize
+	if h != nil {
+		size = recFullSize
+	}
+	if len(buf) < 4+size {
+		buf = make([]byte, 4+size)
+	}
+	key, v := buf[:4:4], buf[4:4+size:4+size]
+	binary.BigEndian.PutUint32(key, uint32(info.Height))
 	copy(v[0:32], info.Hash[:])
 	work.FillBytes(v[32:64])
 	binary.BigEndian.PutUint32(v[64:68], info.Time)
@@ -245,13 +256,15 @@ func putRecord(tx *bolt.Tx, info BlockInfo, work *big.Int, h *Header) error {
 	binary.BigEndian.PutUint32(v[76:80], info.LastNormalBits)
 	if h != nil {
 		hb := h.Serialize()
-		v = append(v, hb[:]...)
+		copy(v[recInfoSize:], hb[:])
 	}
-	key := be32(uint32(info.Height))
 	if err := tx.Bucket(bucketHeaders).Put(key, v); err != nil {
-		return err
+		return nil, err
 	}
-	return tx.Bucket(bucketIndex).Put(info.Hash[:], key)
+	if err := tx.Bucket(bucketIndex).Put(v[0:32], key); err != nil {
+		return nil, err
+	}
+	return buf[4+size:], nil
 }
 
 func decodeRecord(height int32, v []byte) (record, error) {
@@ -418,14 +431,12 @@ func (s *Store) Connect(vh []VerifiedHeader) error {
 				ErrDoesNotConnect, start, vh[0].Header.PrevBlock, start-1, prev.info.Hash)
 		}
 		work := new(big.Int).Set(prev.work)
-		works := make([]*big.Int, len(vh))
 		for i := range vh {
 			if i > 0 && vh[i].Header.PrevBlock != vh[i-1].Info.Hash {
 				return fmt.Errorf("%w: header %d does not link to %d",
 					ErrDoesNotConnect, vh[i].Info.Height, vh[i-1].Info.Height)
 			}
 			work.Add(work, s.blockWork(vh[i].Header.Bits))
-			works[i] = new(big.Int).Set(work)
 		}
 		if start <= tipH {
 			old, err := getRecord(tx, tipH)
@@ -440,8 +451,11 @@ func (s *Store) Connect(vh []VerifiedHeader) error {
 				return err
 			}
 		}
+		buf := make([]byte, len(vh)*(4+recFullSize))
+		work.Set(prev.work)
 		for i := range vh {
-			if err := putRecord(tx, vh[i].Info, works[i], &vh[i].Header); err != nil {
+			work.Add(work, s.blockWork(vh[i].Header.Bits))
+			if buf, err = putRecord(tx, vh[i].Info, work, &vh[i].Header, buf); err != nil {
 				return err
 			}
 		}

@@ -99,8 +99,13 @@ func (g *Generator) Chain(n int) []*Block {
 // Joined returns the raw bytes of blocks start..start+count-1 joined, as in
 // an ElectrumX blockchain.block.headers reply.
 func (g *Generator) Joined(start, count int) []byte {
-	var out []byte
-	for _, b := range g.Blocks[start : start+count] {
+	blocks := g.Blocks[start : start+count]
+	n := 0
+	for _, b := range blocks {
+		n += len(b.Raw)
+	}
+	out := make([]byte, 0, n)
+	for _, b := range blocks {
 		out = append(out, b.Raw...)
 	}
 	return out
