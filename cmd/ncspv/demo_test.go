@@ -1,0 +1,26 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestDemo runs the README's demo end to end on a small chain and keeps
+// its database, which must then be refused as non-empty.
+func TestDemo(t *testing.T) {
+	dir := t.TempDir()
+	d := &demoCommand{Blocks: 2100, DataDir: dir, Seed: 3}
+	if err := d.Execute(nil); err != nil {
+		t.Fatalf("demo: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "regtest", "headers.db")); err != nil {
+		t.Fatalf("database not kept: %v", err)
+	}
+	if err := d.Execute(nil); err == nil {
+		t.Fatal("demo reused a non-empty database")
+	}
+	if err := (&demoCommand{Blocks: 5}).Execute(nil); err == nil {
+		t.Fatal("--blocks 5 accepted")
+	}
+}
