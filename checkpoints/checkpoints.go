@@ -156,28 +156,6 @@ func (c *Checkpoint) VerifyTruncatedChunk(start int32, count int, raw []byte, br
 	return out, nil
 }
 
-// MerkleRoot is the cp_height root over block hashes, Bitcoin style (last
-// node duplicated on odd levels). The checkpoint generator and tests use it.
-func MerkleRoot(hashes []chainhash.Hash) chainhash.Hash {
-	if len(hashes) == 0 {
-		return chainhash.Hash{}
-	}
-	level := append([]chainhash.Hash(nil), hashes...)
-	var buf [64]byte
-	for len(level) > 1 {
-		if len(level)%2 == 1 {
-			level = append(level, level[len(level)-1])
-		}
-		for i := 0; i < len(level)/2; i++ {
-			copy(buf[:32], level[2*i][:])
-			copy(buf[32:], level[2*i+1][:])
-			level[i] = chainhash.DoubleHashH(buf[:])
-		}
-		level = level[:len(level)/2]
-	}
-	return level[0]
-}
-
 func mustHash(s string) chainhash.Hash {
 	h, err := chainhash.NewHashFromStr(s)
 	if err != nil {

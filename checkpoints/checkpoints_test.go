@@ -52,24 +52,6 @@ func (n *jsonNumber) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-type recording struct {
-	TipHeight int32 `json:"tip_height"`
-	Chunks    []struct {
-		Start int32  `json:"start"`
-		Count int    `json:"count"`
-		Hex   string `json:"hex"`
-	} `json:"chunks"`
-	CPProofs []struct {
-		Height   int32 `json:"height"`
-		CPHeight int32 `json:"cp_height"`
-		Result   struct {
-			Header string   `json:"header"`
-			Branch []string `json:"branch"`
-			Root   string   `json:"root"`
-		} `json:"result"`
-	} `json:"cp_proofs"`
-}
-
 func hashes(t *testing.T, strs []string) []chainhash.Hash {
 	t.Helper()
 	out := make([]chainhash.Hash, len(strs))
@@ -86,8 +68,7 @@ func hashes(t *testing.T, strs []string) []chainhash.Hash {
 // TestRegtestRecordingProofs checks the cp_height proofs real ElectrumX
 // 1.20 gave, and that our root over the recorded chain is its root.
 func TestRegtestRecordingProofs(t *testing.T) {
-	var rec recording
-	testvectors.Load(t, "regtest-recording.json", &rec)
+	rec := testvectors.LoadRegtestRecording(t)
 	var all []chainhash.Hash
 	for _, ch := range rec.Chunks {
 		raw, err := hex.DecodeString(ch.Hex)
@@ -113,7 +94,7 @@ func TestRegtestRecordingProofs(t *testing.T) {
 	}
 	for _, p := range rec.CPProofs {
 		root := hashes(t, []string{p.Result.Root})[0]
-		if ours := MerkleRoot(all[:p.CPHeight+1]); ours != root {
+		if ours := headers.MerkleRoot(all[:p.CPHeight+1]); ours != root {
 			t.Fatalf("cp %d: our root %v, ElectrumX %v", p.CPHeight, ours, root)
 		}
 		cp := Checkpoint{Height: p.CPHeight, MerkleRoot: root}
@@ -154,7 +135,7 @@ func TestTruncatedChunk(t *testing.T) {
 	for i, b := range g.Blocks {
 		all[i] = b.Hash
 	}
-	cp := Checkpoint{Height: 90, MerkleRoot: MerkleRoot(all[:91])}
+	cp := Checkpoint{Height: 90, MerkleRoot: headers.MerkleRoot(all[:91])}
 	start, count := int32(40), 10
 	var raw []byte
 	for _, b := range g.Blocks[start : start+int32(count)] {
@@ -162,7 +143,7 @@ func TestTruncatedChunk(t *testing.T) {
 		raw = append(raw, hb[:]...)
 	}
 	last := int(start) + count - 1
-	branch := chaingen.MerkleBranch(all[:91], last)
+	branch := headers.MerkleBranch(all[:91], last)
 	got, err := cp.VerifyTruncatedChunk(start, count, raw, branch, cp.MerkleRoot)
 	if err != nil {
 		t.Fatalf("valid chunk: %v", err)
@@ -186,7 +167,7 @@ func TestTruncatedChunk(t *testing.T) {
 		t.Fatalf("shifted chunk: %v", err)
 	}
 	// Beyond the checkpoint height.
-	if err := cp.VerifyHeaderProof(91, all[90], chaingen.MerkleBranch(all[:91], 90), cp.MerkleRoot); !errors.Is(err, ErrInvalidProof) {
+	if err := cp.VerifyHeaderProof(91, all[90], headers.MerkleBranch(all[:91], 90), cp.MerkleRoot); !errors.Is(err, ErrInvalidProof) {
 		t.Fatalf("height above cp: %v", err)
 	}
 }

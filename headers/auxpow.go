@@ -20,26 +20,6 @@ const (
 // MergedMiningMagic precedes the chain merkle root in a parent coinbase.
 var MergedMiningMagic = []byte{0xfa, 0xbe, 'm', 'm'}
 
-// MerkleBranchRoot folds a merkle branch over leaf at index, Bitcoin style
-// (SHA256d of left||right). It does not check that index is exhausted;
-// callers that need it check 1<<len(branch) > index themselves.
-func MerkleBranchRoot(leaf chainhash.Hash, branch []chainhash.Hash, index uint32) chainhash.Hash {
-	var buf [64]byte
-	h := leaf
-	for i := range branch {
-		if index&1 != 0 {
-			copy(buf[:32], branch[i][:])
-			copy(buf[32:], h[:])
-		} else {
-			copy(buf[:32], h[:])
-			copy(buf[32:], branch[i][:])
-		}
-		h = chainhash.DoubleHashH(buf[:])
-		index >>= 1
-	}
-	return h
-}
-
 // ExpectedChainIndex is Core's getExpectedIndex: the slot in the chain
 // merkle tree that chainID must use for this nonce, so one parent block
 // cannot commit to two versions of the same chain.

@@ -14,16 +14,7 @@ import (
 // that real Namecoin Core regtest produced (served by ElectrumX 1.20): every
 // rule must accept what Core accepted.
 func TestRegtestRecordingChain(t *testing.T) {
-	var rec struct {
-		TipHeight int32  `json:"tip_height"`
-		TipHash   string `json:"tip_hash"`
-		Chunks    []struct {
-			Start int32  `json:"start"`
-			Count int    `json:"count"`
-			Hex   string `json:"hex"`
-		} `json:"chunks"`
-	}
-	testvectors.Load(t, "regtest-recording.json", &rec)
+	rec := testvectors.LoadRegtestRecording(t)
 	p := &headers.RegTestParams
 	s, err := headers.OpenStore(filepath.Join(t.TempDir(), "h.db"), p, p.GenesisAnchor(), headers.StoreOptions{})
 	if err != nil {

@@ -83,13 +83,7 @@ func VerifyHeaders(ctx ChainContext, prev BlockInfo, hdrs []*FullHeader, now tim
 		if err := verifyOne(fh, hash, prev, ov, now, p); err != nil {
 			return nil, fmt.Errorf("header %v at height %d: %w", hash, height, err)
 		}
-		info := BlockInfo{
-			Height:         height,
-			Hash:           hash,
-			Time:           fh.Timestamp,
-			Bits:           fh.Bits,
-			LastNormalBits: lastNormalBits(height, fh.Bits, prev, p),
-		}
+		info := NextBlockInfo(prev, &fh.Header, hash, p)
 		ov.run = append(ov.run, VerifiedHeader{Header: fh.Header, Info: info})
 		prev = info
 	}
@@ -106,6 +100,19 @@ func verifyOne(fh *FullHeader, hash chainhash.Hash, prev BlockInfo, ctx ChainCon
 		return err
 	}
 	return CheckHeaderContext(&fh.Header, prev, ctx, now, p)
+}
+
+// NextBlockInfo is the BlockInfo of header h (whose hash is hash) on top
+// of prev.
+func NextBlockInfo(prev BlockInfo, h *Header, hash chainhash.Hash, p *Params) BlockInfo {
+	height := prev.Height + 1
+	return BlockInfo{
+		Height:         height,
+		Hash:           hash,
+		Time:           h.Timestamp,
+		Bits:           h.Bits,
+		LastNormalBits: lastNormalBits(height, h.Bits, prev, p),
+	}
 }
 
 // GenesisInfo is the BlockInfo of the network's genesis block.

@@ -174,7 +174,7 @@ func (g *Generator) Build(s Spec) *Block {
 	}
 	coinbase := g.blockCoinbase(height)
 	txs := append([][]byte{coinbase}, s.Txs...)
-	h.MerkleRoot = MerkleRoot(txIDs(txs))
+	h.MerkleRoot = headers.MerkleRoot(txIDs(txs))
 
 	fh := &headers.FullHeader{Header: h}
 	if h.IsAuxPoW() {
@@ -191,21 +191,8 @@ func (g *Generator) Build(s Spec) *Block {
 		Raw:    fh.Serialize(),
 		Hash:   hash,
 		Txs:    txs,
-		Info: headers.BlockInfo{
-			Height: height, Hash: hash, Time: h.Timestamp, Bits: h.Bits,
-			LastNormalBits: lastNormal(height, h.Bits, prev.Info, g.Params),
-		},
+		Info:   headers.NextBlockInfo(prev.Info, &fh.Header, hash, g.Params),
 	}
-}
-
-func lastNormal(height int32, bits uint32, prev headers.BlockInfo, p *headers.Params) uint32 {
-	if !p.AllowMinDifficulty {
-		return 0
-	}
-	if height%p.RetargetInterval == 0 || bits != p.PowLimitBits {
-		return bits
-	}
-	return prev.LastNormalBits
 }
 
 // mine finds a nonce whose header hash meets bits (or, with weak, misses).
@@ -379,49 +366,6 @@ func txIDs(txs [][]byte) []chainhash.Hash {
 		ids[i] = tx.TxID()
 	}
 	return ids
-}
-
-// MerkleRoot is the Bitcoin merkle root of txids (last node duplicated on
-// odd levels).
-func MerkleRoot(ids []chainhash.Hash) chainhash.Hash {
-	level := slices.Clone(ids)
-	for len(level) > 1 {
-		if len(level)%2 == 1 {
-			level = append(level, level[len(level)-1])
-		}
-		next := level[:0:0]
-		for i := 0; i < len(level); i += 2 {
-			var buf [64]byte
-			copy(buf[:32], level[i][:])
-			copy(buf[32:], level[i+1][:])
-			next = append(next, chainhash.DoubleHashH(buf[:]))
-		}
-		level = next
-	}
-	return level[0]
-}
-
-// MerkleBranch returns the branch for ids[index] (what ElectrumX's
-// get_merkle returns, in internal byte order).
-func MerkleBranch(ids []chainhash.Hash, index int) []chainhash.Hash {
-	var branch []chainhash.Hash
-	level := slices.Clone(ids)
-	for len(level) > 1 {
-		if len(level)%2 == 1 {
-			level = append(level, level[len(level)-1])
-		}
-		branch = append(branch, level[index^1])
-		next := level[:0:0]
-		for i := 0; i < len(level); i += 2 {
-			var buf [64]byte
-			copy(buf[:32], level[i][:])
-			copy(buf[32:], level[i+1][:])
-			next = append(next, chainhash.DoubleHashH(buf[:]))
-		}
-		level = next
-		index /= 2
-	}
-	return branch
 }
 
 func hashToBig(h chainhash.Hash) *big.Int {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"testing"
 
-	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/ncspv/ncspv/headers"
 )
 
@@ -19,22 +18,6 @@ func TestDeterministic(t *testing.T) {
 	c.Chain(50)
 	if c.Tip().Hash == a.Tip().Hash {
 		t.Fatal("different seeds, same chain")
-	}
-}
-
-func TestMerkleBranchFoldsToRoot(t *testing.T) {
-	for n := 1; n <= 17; n++ {
-		ids := make([]chainhash.Hash, n)
-		for i := range ids {
-			ids[i] = chainhash.DoubleHashH([]byte{byte(i), byte(n)})
-		}
-		root := MerkleRoot(ids)
-		for i := range ids {
-			got := headers.MerkleBranchRoot(ids[i], MerkleBranch(ids, i), uint32(i))
-			if got != root {
-				t.Fatalf("n=%d i=%d: branch folds to %v, root %v", n, i, got, root)
-			}
-		}
 	}
 }
 

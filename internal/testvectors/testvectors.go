@@ -110,3 +110,39 @@ func AuxPoWHeaders(tb testing.TB) []AuxPoWHeader {
 	}
 	return f.Vectors
 }
+
+// RegtestRecording is regtest-recording.json: real Namecoin Core regtest
+// served by ElectrumX 1.20. Names are left raw for the tests that need
+// them.
+type RegtestRecording struct {
+	Network             string `json:"network"`
+	TipHeight           int32  `json:"tip_height"`
+	TipHash             string `json:"tip_hash"`
+	NameExpirationDepth int32  `json:"name_expiration_depth"`
+	Chunks              []struct {
+		Start int32  `json:"start"`
+		Count int    `json:"count"`
+		Hex   string `json:"hex"`
+	} `json:"chunks"`
+	CPProofs []struct {
+		Height   int32 `json:"height"`
+		CPHeight int32 `json:"cp_height"`
+		Result   struct {
+			Header string   `json:"header"`
+			Branch []string `json:"branch"`
+			Root   string   `json:"root"`
+		} `json:"result"`
+	} `json:"cp_proofs"`
+	Names map[string]json.RawMessage `json:"names"`
+}
+
+// LoadRegtestRecording loads regtest-recording.json, skipping when absent.
+func LoadRegtestRecording(tb testing.TB) *RegtestRecording {
+	tb.Helper()
+	var r RegtestRecording
+	Load(tb, "regtest-recording.json", &r)
+	if len(r.Chunks) == 0 {
+		tb.Fatal("regtest-recording.json has no header chunks")
+	}
+	return &r
+}
