@@ -146,3 +146,18 @@ func LoadRegtestRecording(tb testing.TB) *RegtestRecording {
 	}
 	return &r
 }
+
+// SharedPath returns a file under ../shared (e.g. "tor/offline-torrc.example"),
+// skipping the test when it is absent.
+func SharedPath(tb testing.TB, rel string) string {
+	tb.Helper()
+	d := Dir()
+	if d == "" {
+		tb.Skipf("../shared beside the repository not found: skipping test that needs %s", rel)
+	}
+	p := filepath.Join(filepath.Dir(d), rel)
+	if _, err := os.Stat(p); err != nil {
+		tb.Skipf("%s is missing: %v", p, err)
+	}
+	return p
+}

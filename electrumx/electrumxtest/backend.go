@@ -1,0 +1,173 @@
+// Package electrumxtest is a fake ElectrumX server for tests: it serves a
+// chain (usually from chaingen) over TCP or TLS on loopback, speaks the
+// protocol the way ElectrumX 1.20 does for Namecoin (including its padding
+// and its small-reply timer when asked), and can be told to lie.
+package electrumxtest
+
+import (
+	"encoding/hex"
+	"sync"
+
+	"github.com/btcsuite/btcd/chaincfg/chainhash"
+	"github.com/ncspv/ncspv/headers"
+	"github.com/ncspv/ncspv/internal/chaingen"
+)
+
+// Backend is the chain a fake server serves. Safe for concurrent use.
+type Backend struct {
+	mu sync.RWMutex
+	// headers[h] is the full header (with AuxPoW) at height h.
+	headers [][]byte
+	hashes  []chainhash.Hash
+	// blockTxs[h] are the txids of block h in order.
+	blockTxs [][]chainhash.Hash
+	txs      map[chainhash.Hash][]byte
+	txHeight map[chainhash.Hash]int32
+	history  map[string][]HistoryEntry
+	// ExpirationDepth bounds get_value_proof like ElectrumX's
+	// NAME_EXPIRATION (36000 mainnet, 30 regtest).
+	ExpirationDepth int32
+}
+
+// HistoryEntry is one script-hash history entry.
+type HistoryEntry struct {
+	TxHash chainhash.Hash
+	Height int32
+}
+
+// NewBackend is an empty backend.
+func NewBackend() *Backend {
+	return &Backend{
+		txs:             map[chainhash.Hash][]byte{},
+		txHeight:        map[chainhash.Hash]int32{},
+		history:         map[string][]HistoryEntry{},
+		ExpirationDepth: 36000,
+	}
+}
+
+// FromChain serves the blocks of g (genesis included).
+func FromChain(g *chaingen.Generator) *Backend {
+	b := NewBackend()
+	b.ExpirationDepth = g.Params.NameExpirationDepth
+	b.AddBlocks(g.Blocks...)
+	return b
+}
+
+// AddBlocks appends blocks, which must continue the served chain, and
+// indexes their transactions.
+func (b *Backend) AddBlocks(blocks ...*chaingen.Block) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, blk := range blocks {
+		b.truncateLocked(blk.Height)
+		ids := make([]chainhash.Hash, len(blk.Txs))
+		for i, raw := range blk.Txs {
+			tx, _, err := headers.ParseTx(raw)
+			if err != nil {
+				panic("electrumxtest: block tx does not parse: " + err.Error())
+			}
+			ids[i] = tx.TxID()
+			b.txs[ids[i]] = raw
+			b.txHeight[ids[i]] = blk.Height
+		}
+		b.headers = append(b.headers, blk.Raw)
+		b.hashes = append(b.hashes, blk.Hash)
+		b.blockTxs = append(b.blockTxs, ids)
+	}
+}
+
+// truncateLocked drops blocks at and above height (a reorg).
+func (b *Backend) truncateLocked(height int32) {
+	if int(height) >= len(b.headers) {
+		return
+	}
+	for _, ids := range b.blockTxs[height:] {
+		for _, id := range ids {
+			delete(b.txs, id)
+			delete(b.txHeight, id)
+		}
+	}
+	b.headers, b.hashes, b.blockTxs = b.headers[:height], b.hashes[:height], b.blockTxs[:height]
+	for sh, h := range b.history {
+		kept := h[:0]
+		for _, e := range h {
+			if e.Height < height {
+				kept = append(kept, e)
+			}
+		}
+		b.history[sh] = kept
+	}
+}
+
+// AddHistory appends an entry to a script hash's history.
+func (b *Backend) AddHistory(scriptHash string, e HistoryEntry) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.history[scriptHash] = append(b.history[scriptHash], e)
+}
+
+// Tip is the served tip height.
+func (b *Backend) Tip() int32 {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return int32(len(b.headers)) - 1
+}
+
+// Header returns the full header at height.
+func (b *Backend) Header(height int32) ([]byte, bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if height < 0 || int(height) >= len(b.headers) {
+		return nil, false
+	}
+	return b.headers[height], true
+}
+
+// Tx returns a raw transaction and its height.
+func (b *Backend) Tx(id chainhash.Hash) ([]byte, int32, bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	raw, ok := b.txs[id]
+	return raw, b.txHeight[id], ok
+}
+
+// History returns a script hash's history.
+func (b *Backend) History(scriptHash string) []HistoryEntry {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return append([]HistoryEntry(nil), b.history[scriptHash]...)
+}
+
+// cpProof is the cp_height proof of the block at height.
+func (b *Backend) cpProof(height, cp int32) (branch []chainhash.Hash, root chainhash.Hash) {
+	b.mu.RLock()
+	leaves := append([]chainhash.Hash(nil), b.hashes[:cp+1]...)
+	b.mu.RUnlock()
+	return headers.MerkleBranch(leaves, int(height)), headers.MerkleRoot(leaves)
+}
+
+// merkle is the position and branch of txid in its block.
+func (b *Backend) merkle(id chainhash.Hash, height int32) ([]chainhash.Hash, int, bool) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if height < 0 || int(height) >= len(b.blockTxs) {
+		return nil, 0, false
+	}
+	ids := b.blockTxs[height]
+	for i, t := range ids {
+		if t == id {
+			return headers.MerkleBranch(ids, i), i, true
+		}
+	}
+	return nil, 0, false
+}
+
+func hexHashes(hs []chainhash.Hash) []string {
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		out[i] = h.String()
+	}
+	return out
+}
+
+func hexOf(b []byte) string { return hex.EncodeToString(b) }

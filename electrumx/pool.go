@@ -1,0 +1,143 @@
+package electrumx
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Pool keeps connections keyed by server and isolation group: a
+// connection opened for one group (one Tor circuit's credentials) is never
+// handed to another. Idle connections are closed after IdleTimeout, so an
+// idle ncspv makes no traffic.
+type Pool struct {
+	cfg         Config // Dial is ignored: each group brings its own
+	IdleTimeout time.Duration
+
+	mu    sync.Mutex
+	conns map[poolKey]*poolEntry
+}
+
+type poolKey struct {
+	server string
+	group  string
+}
+
+type poolEntry struct {
+	ready    chan struct{} // closed when the dial finished
+	client   *Client
+	err      error
+	lastUsed time.Time
+}
+
+// DefaultIdleTimeout closes connections unused for this long.
+const DefaultIdleTimeout = 5 * time.Minute
+
+// NewPool makes a pool; cfg.Dial is ignored.
+func NewPool(cfg Config) *Pool {
+	return &Pool{cfg: cfg, IdleTimeout: DefaultIdleTimeout, conns: map[poolKey]*poolEntry{}}
+}
+
+// Get returns the open connection of (server, group), dialing it with dial
+// if there is none. Concurrent callers of one key share one dial.
+func (p *Pool) Get(ctx context.Context, server Server, group string, dial DialFunc) (*Client, error) {
+	key := poolKey{server.String(), group}
+	now := time.Now()
+	p.mu.Lock()
+	p.reapLocked(now)
+	e, ok := p.conns[key]
+	if ok {
+		select {
+		case <-e.ready:
+			if e.err == nil && e.client.Err() == nil {
+				e.lastUsed = now
+				p.mu.Unlock()
+				return e.client, nil
+			}
+			ok = false // failed or dead: dial again
+		default:
+		}
+	}
+	if !ok {
+		e = &poolEntry{ready: make(chan struct{}), lastUsed: now}
+		p.conns[key] = e
+		p.mu.Unlock()
+		cfg := p.cfg
+		cfg.Dial = dial
+		e.client, e.err = Dial(ctx, server, cfg)
+		close(e.ready)
+		if e.err != nil {
+			p.mu.Lock()
+			if p.conns[key] == e {
+				delete(p.conns, key)
+			}
+			p.mu.Unlock()
+		}
+		return e.client, e.err
+	}
+	p.mu.Unlock()
+	select {
+	case <-e.ready:
+		if e.err != nil {
+			return nil, e.err
+		}
+		return e.client, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Drop closes and forgets a connection, e.g. after its server lied.
+func (p *Pool) Drop(c *Client) {
+	p.mu.Lock()
+	for k, e := range p.conns {
+		if e.client == c {
+			delete(p.conns, k)
+		}
+	}
+	p.mu.Unlock()
+	c.Close()
+}
+
+// Len is the number of pooled connections (open or dialing).
+func (p *Pool) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.conns)
+}
+
+// Close closes every connection.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	conns := p.conns
+	p.conns = map[poolKey]*poolEntry{}
+	p.mu.Unlock()
+	for _, e := range conns {
+		select {
+		case <-e.ready:
+			if e.client != nil {
+				e.client.Close()
+			}
+		default:
+		}
+	}
+}
+
+func (p *Pool) reapLocked(now time.Time) {
+	if p.IdleTimeout <= 0 {
+		return
+	}
+	for k, e := range p.conns {
+		select {
+		case <-e.ready:
+		default:
+			continue
+		}
+		if e.client == nil || e.client.Err() != nil || now.Sub(e.lastUsed) > p.IdleTimeout {
+			if e.client != nil {
+				e.client.Close()
+			}
+			delete(p.conns, k)
+		}
+	}
+}
