@@ -144,6 +144,21 @@ func ParamsByName(name string) (*Params, bool) {
 	return nil, false
 }
 
+// NameExpirationDepthAt is how many blocks after its last update a name
+// expires, measured at chain height h (Core's NameExpirationDepth). Mainnet
+// ramped from 12000 to 36000 between heights 24000 and 48000.
+func (p *Params) NameExpirationDepthAt(h int32) int32 {
+	if p == &MainNetParams {
+		switch {
+		case h < 24000:
+			return 12000
+		case h < 48000:
+			return h - 12000
+		}
+	}
+	return p.NameExpirationDepth
+}
+
 // AllowLegacyBlocks reports whether a version-1 header is valid at height.
 func (p *Params) AllowLegacyBlocks(height int32) bool {
 	return p.LegacyBlocksBefore < 0 || height < p.LegacyBlocksBefore

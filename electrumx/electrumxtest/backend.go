@@ -24,6 +24,9 @@ type Backend struct {
 	txs      map[chainhash.Hash][]byte
 	txHeight map[chainhash.Hash]int32
 	history  map[string][]HistoryEntry
+	// proofs are merkle proofs given explicitly (replayed recordings,
+	// where the other transactions of a block are unknown).
+	proofs map[chainhash.Hash]txProof
 	// ExpirationDepth bounds get_value_proof like ElectrumX's
 	// NAME_EXPIRATION (36000 mainnet, 30 regtest).
 	ExpirationDepth int32
@@ -41,6 +44,7 @@ func NewBackend() *Backend {
 		txs:             map[chainhash.Hash][]byte{},
 		txHeight:        map[chainhash.Hash]int32{},
 		history:         map[string][]HistoryEntry{},
+		proofs:          map[chainhash.Hash]txProof{},
 		ExpirationDepth: 36000,
 	}
 }
@@ -99,6 +103,36 @@ func (b *Backend) truncateLocked(height int32) {
 	}
 }
 
+type txProof struct {
+	branch []chainhash.Hash
+	pos    int
+}
+
+// AddRawHeader appends a full header as served (80 bytes + AuxPoW), for
+// replaying a recorded chain; its block's transactions are unknown.
+func (b *Backend) AddRawHeader(raw []byte) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.headers = append(b.headers, raw)
+	b.hashes = append(b.hashes, chainhash.DoubleHashH(raw[:80]))
+	b.blockTxs = append(b.blockTxs, nil)
+}
+
+// AddTxProof serves a transaction with an explicit merkle proof.
+func (b *Backend) AddTxProof(raw []byte, height int32, branch []chainhash.Hash, pos int) chainhash.Hash {
+	tx, _, err := headers.ParseTx(raw)
+	if err != nil {
+		panic("electrumxtest: tx does not parse: " + err.Error())
+	}
+	id := tx.TxID()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.txs[id] = raw
+	b.txHeight[id] = height
+	b.proofs[id] = txProof{branch: branch, pos: pos}
+	return id
+}
+
 // AddHistory appends an entry to a script hash's history.
 func (b *Backend) AddHistory(scriptHash string, e HistoryEntry) {
 	b.mu.Lock()
@@ -150,6 +184,9 @@ func (b *Backend) cpProof(height, cp int32) (branch []chainhash.Hash, root chain
 func (b *Backend) merkle(id chainhash.Hash, height int32) ([]chainhash.Hash, int, bool) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
+	if p, ok := b.proofs[id]; ok && b.txHeight[id] == height {
+		return p.branch, p.pos, true
+	}
 	if height < 0 || int(height) >= len(b.blockTxs) {
 		return nil, 0, false
 	}

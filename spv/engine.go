@@ -1,0 +1,252 @@
+// Package spv is the ncspv engine: it syncs verified headers from ElectrumX
+// servers into the header store, and answers name lookups with values it
+// proves against those headers, asking several servers over isolated Tor
+// circuits and keeping the newest answer that verifies.
+package spv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/ncspv/ncspv/checkpoints"
+	"github.com/ncspv/ncspv/electrumx"
+	"github.com/ncspv/ncspv/headers"
+	"github.com/ncspv/ncspv/tor"
+)
+
+// Config wires an Engine.
+type Config struct {
+	Params     *headers.Params
+	Addresses  AddressParams
+	Checkpoint checkpoints.Checkpoint
+	Store      *headers.Store
+	Servers    []electrumx.Server
+	Router     *tor.Router
+	Pool       *electrumx.Pool
+
+	// Confirmations a name update needs (default 12, as Electrum-NMC).
+	Confirmations int32
+	// QueryServers is how many servers a lookup asks (default 2).
+	QueryServers int
+	// CatchUpAfter: when not following the tip, a lookup first syncs if
+	// the last sync is older than this (default 1 minute).
+	CatchUpAfter time.Duration
+	// Pipeline is how many header chunks are requested ahead (default 4).
+	Pipeline int
+	// RequestTimeout bounds one sync request (default 60 s: a chunk can be
+	// 7 MB over Tor).
+	RequestTimeout time.Duration
+	// DemoteFor is how long a server caught lying is avoided (default 30 min).
+	DemoteFor time.Duration
+
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Engine syncs headers and answers lookups. Safe for concurrent use.
+type Engine struct {
+	cfg Config
+	log *slog.Logger
+
+	syncMu sync.Mutex // one sync at a time
+
+	mu          sync.Mutex
+	lastSync    time.Time
+	serverTip   int32
+	synced      bool
+	demotedTill map[string]time.Time
+
+	cache *resultCache
+}
+
+// New checks cfg and makes an engine.
+func New(cfg Config) (*Engine, error) {
+	switch {
+	case cfg.Params == nil || cfg.Store == nil:
+		return nil, errors.New("spv: params and store are required")
+	case cfg.Router == nil || cfg.Pool == nil:
+		return nil, errors.New("spv: a router and a connection pool are required")
+	case len(cfg.Servers) == 0:
+		return nil, errors.New("spv: no ElectrumX servers configured")
+	}
+	if cfg.Confirmations <= 0 {
+		cfg.Confirmations = 12
+	}
+	if cfg.QueryServers <= 0 {
+		cfg.QueryServers = 2
+	}
+	if cfg.CatchUpAfter <= 0 {
+		cfg.CatchUpAfter = time.Minute
+	}
+	if cfg.Pipeline <= 0 {
+		cfg.Pipeline = 4
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 60 * time.Second
+	}
+	if cfg.DemoteFor <= 0 {
+		cfg.DemoteFor = 30 * time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{
+		cfg:         cfg,
+		log:         log.With("subsys", "SYNC"),
+		demotedTill: map[string]time.Time{},
+		cache:       newResultCache(),
+	}, nil
+}
+
+// State is what the engine knows about the chain.
+type State struct {
+	Height       int32
+	TipHash      string
+	ServerHeight int32
+	Synced       bool
+	LastSync     time.Time
+}
+
+// State returns the current chain state.
+func (e *Engine) State() State {
+	tip := e.cfg.Store.Tip()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return State{Height: tip.Height, TipHash: tip.Hash.String(), ServerHeight: e.serverTip,
+		Synced: e.synced, LastSync: e.lastSync}
+}
+
+// servers returns the configured servers, those not demoted first, in a
+// random order so that load spreads.
+func (e *Engine) servers() []electrumx.Server {
+	now := e.cfg.Now()
+	var good, bad []electrumx.Server
+	e.mu.Lock()
+	for _, s := range e.cfg.Servers {
+		if now.Before(e.demotedTill[s.String()]) {
+			bad = append(bad, s)
+		} else {
+			good = append(good, s)
+		}
+	}
+	e.mu.Unlock()
+	rand.Shuffle(len(good), func(i, j int) { good[i], good[j] = good[j], good[i] })
+	return append(good, bad...)
+}
+
+// demote avoids a server that lied, for DemoteFor.
+func (e *Engine) demote(s electrumx.Server, reason error) {
+	e.mu.Lock()
+	e.demotedTill[s.String()] = e.cfg.Now().Add(e.cfg.DemoteFor)
+	e.mu.Unlock()
+	e.log.Warn("server demoted", "server", s.String(), "reason", reason)
+}
+
+// syncConn returns the sync connection to s (sync's own isolation group).
+func (e *Engine) syncConn(ctx context.Context, s electrumx.Server) (*electrumx.Client, error) {
+	g := e.cfg.Router.ForSync()
+	return e.cfg.Pool.Get(ctx, s, g.Key, electrumx.DialFunc(g.Dial))
+}
+
+// Sync catches the header store up with the servers' tip, trying servers
+// until one succeeds.
+func (e *Engine) Sync(ctx context.Context) error {
+	e.syncMu.Lock()
+	defer e.syncMu.Unlock()
+	var errs []error
+	for _, s := range e.servers() {
+		err := e.syncWith(ctx, s)
+		if err == nil {
+			e.mu.Lock()
+			e.lastSync, e.synced = e.cfg.Now(), true
+			e.mu.Unlock()
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var lieErr *LieError
+		var ruleErr headers.RuleError
+		if errors.As(err, &lieErr) || errors.As(err, &ruleErr) || errors.Is(err, headers.ErrNotMoreWork) {
+			e.demote(s, err)
+		} else {
+			e.log.Info("sync from server failed", "server", s.String(), "err", err)
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", s, err))
+	}
+	return fmt.Errorf("%w: %w", ErrNoServer, errors.Join(errs...))
+}
+
+// ensureSynced catches up before a lookup when the last sync is stale.
+func (e *Engine) ensureSynced(ctx context.Context) error {
+	e.mu.Lock()
+	fresh := e.synced && e.cfg.Now().Sub(e.lastSync) < e.cfg.CatchUpAfter
+	e.mu.Unlock()
+	if fresh {
+		return nil
+	}
+	if err := e.Sync(ctx); err != nil {
+		e.mu.Lock()
+		synced := e.synced
+		e.mu.Unlock()
+		if synced {
+			// A failed catch-up after an earlier sync: answer from what we
+			// have rather than fail.
+			e.log.Info("catch-up before lookup failed; using stored headers", "err", err)
+			return nil
+		}
+		return fmt.Errorf("%w: %w", ErrSyncing, err)
+	}
+	return nil
+}
+
+// Follow keeps syncing as servers announce new tips, until ctx ends.
+// Without it (Whonix prefers idle apps silent) lookups catch up on demand.
+func (e *Engine) Follow(ctx context.Context) {
+	for ctx.Err() == nil {
+		if err := e.Sync(ctx); err != nil && ctx.Err() == nil {
+			e.log.Warn("sync failed; retrying in 30s", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(30 * time.Second):
+			}
+			continue
+		}
+		e.waitForTip(ctx)
+	}
+}
+
+// waitForTip blocks until a server announces a new tip (or its
+// connection ends, or five minutes pass).
+func (e *Engine) waitForTip(ctx context.Context) {
+	for _, s := range e.servers() {
+		c, err := e.syncConn(ctx, s)
+		if err != nil {
+			continue
+		}
+		_, notes, err := c.SubscribeHeaders(ctx)
+		if err != nil {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+		case <-notes:
+		case <-time.After(5 * time.Minute):
+		}
+		return
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(30 * time.Second):
+	}
+}

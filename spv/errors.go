@@ -1,0 +1,57 @@
+package spv
+
+import (
+	"errors"
+	"fmt"
+)
+
+// NameErrorKind says why a name has no value.
+type NameErrorKind int
+
+// Kinds of NameError: both map to RPC code -4 (what ncdns turns into
+// NXDOMAIN).
+const (
+	NameNeverExisted NameErrorKind = iota
+	NameExpired
+)
+
+// NameError reports a name that never existed or has expired, with Core's
+// message ("name never existed: 'd/x'" / "name expired: 'd/x'").
+type NameError struct {
+	Kind NameErrorKind
+	Name []byte
+}
+
+func (e *NameError) Error() string {
+	if e.Kind == NameExpired {
+		return "name expired: " + NameForMessage(e.Name)
+	}
+	return "name never existed: " + NameForMessage(e.Name)
+}
+
+// Errors a lookup or sync can end with, matched with errors.Is.
+var (
+	// ErrSyncing: our headers are not caught up yet (RPC code -10).
+	ErrSyncing = errors.New("still syncing block headers")
+	// ErrNoServer: no ElectrumX server could be reached.
+	ErrNoServer = errors.New("no ElectrumX server reachable")
+	// ErrAllServersLied: every server that answered was caught lying.
+	ErrAllServersLied = errors.New("every ElectrumX server that answered failed verification")
+	// ErrInvalidName: the name is empty or longer than 255 bytes.
+	ErrInvalidName = errors.New("invalid name")
+)
+
+// LieError is a server answer that failed verification. The server is
+// demoted; the reason goes to the log.
+type LieError struct {
+	Server string
+	Reason string
+}
+
+func (e *LieError) Error() string {
+	return fmt.Sprintf("server %s failed verification: %s", e.Server, e.Reason)
+}
+
+func lie(server, format string, args ...any) error {
+	return &LieError{Server: server, Reason: fmt.Sprintf(format, args...)}
+}

@@ -1,0 +1,361 @@
+package spv
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/btcsuite/btcd/chaincfg/chainhash"
+	"github.com/ncspv/ncspv/electrumx"
+	"github.com/ncspv/ncspv/headers"
+)
+
+// LookupOptions tune NameShow.
+type LookupOptions struct {
+	// StreamID isolates the lookup: its own Tor circuits and cache.
+	StreamID string
+	// AllowExpired returns an expired name instead of failing.
+	AllowExpired bool
+}
+
+// NameResult is a verified name, as Namecoin Core's name_show knows it.
+type NameResult struct {
+	Name      []byte
+	Value     []byte
+	TxID      chainhash.Hash
+	Vout      uint32
+	Address   string
+	Height    int32
+	ExpiresIn int32
+	Expired   bool
+}
+
+// update is a name update proven against our headers.
+type update struct {
+	name, value []byte
+	txid        chainhash.Hash
+	vout        uint32
+	script      []byte
+	height      int32
+	pos         int
+}
+
+func (u *update) newerThan(o *update) bool {
+	return o == nil || u.height > o.height || (u.height == o.height && u.pos > o.pos)
+}
+
+// outcome is what one server's answer proved.
+type outcome struct {
+	server electrumx.Server
+	best   *update // newest verified update deep enough, if any
+	err    error   // transport error or *LieError
+}
+
+// NameShow looks a name up, asks up to QueryServers servers over circuits
+// isolated by opts.StreamID, verifies each answer against our headers and
+// returns the newest verified update.
+func (e *Engine) NameShow(ctx context.Context, name []byte, opts LookupOptions) (*NameResult, error) {
+	if len(name) == 0 || len(name) > 255 {
+		return nil, fmt.Errorf("%w: %d bytes (1 to 255 allowed)", ErrInvalidName, len(name))
+	}
+	if err := e.ensureSynced(ctx); err != nil {
+		return nil, err
+	}
+	tip := e.cfg.Store.Tip()
+	if r, err, ok := e.cache.get(opts.StreamID, name, tip.Hash); ok {
+		return e.finish(name, r, err, tip.Height, opts)
+	}
+
+	servers := e.servers()
+	k := min(e.cfg.QueryServers, len(servers))
+	sh := NameScriptHash(name)
+	outcomes := make([]outcome, k)
+	var wg sync.WaitGroup
+	for i := 0; i < k; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			outcomes[i] = e.askServer(ctx, servers[i], name, sh, opts.StreamID, tip.Height)
+		}(i)
+	}
+	wg.Wait()
+
+	var best *update
+	answered, lied := 0, 0
+	var errs []error
+	for _, o := range outcomes {
+		var le *LieError
+		switch {
+		case errors.As(o.err, &le):
+			lied++
+			e.demote(o.server, o.err)
+			errs = append(errs, o.err)
+		case o.err != nil:
+			errs = append(errs, fmt.Errorf("%s: %w", o.server, o.err))
+		default:
+			answered++
+			if o.best != nil && o.best.newerThan(best) {
+				best = o.best
+			}
+		}
+	}
+	if answered == 0 {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if lied > 0 && lied == len(outcomes) {
+			return nil, fmt.Errorf("%w: %w", ErrAllServersLied, errors.Join(errs...))
+		}
+		return nil, fmt.Errorf("%w: %w", ErrNoServer, errors.Join(errs...))
+	}
+	var lookupErr error
+	if best == nil {
+		lookupErr = &NameError{Kind: NameNeverExisted, Name: name}
+	}
+	e.cache.put(opts.StreamID, name, tip.Hash, best, lookupErr)
+	return e.finish(name, best, lookupErr, tip.Height, opts)
+}
+
+// finish turns a verified update into a result at tip, applying expiry.
+func (e *Engine) finish(name []byte, u *update, err error, tip int32, opts LookupOptions) (*NameResult, error) {
+	if err != nil {
+		return nil, err
+	}
+	expiresIn := u.height + e.cfg.Params.NameExpirationDepthAt(tip) - tip
+	r := &NameResult{
+		Name:      u.name,
+		Value:     u.value,
+		TxID:      u.txid,
+		Vout:      u.vout,
+		Address:   ScriptAddress(u.script, e.cfg.Addresses),
+		Height:    u.height,
+		ExpiresIn: expiresIn,
+		Expired:   expiresIn <= 0,
+	}
+	if r.Expired && !opts.AllowExpired {
+		return nil, &NameError{Kind: NameExpired, Name: name}
+	}
+	return r, nil
+}
+
+// askServer gets and verifies one server's newest deep-enough update: one
+// round trip with get_value_proof (protocol 1.4.3), else get_history and
+// then one batch for the transaction and its proof.
+func (e *Engine) askServer(ctx context.Context, s electrumx.Server, name []byte, sh, streamID string, tip int32) outcome {
+	out := outcome{server: s}
+	g := e.cfg.Router.ForStream(streamIsolation(streamID, s))
+	c, err := e.cfg.Pool.Get(ctx, s, g.Key, electrumx.DialFunc(g.Dial))
+	if err != nil {
+		out.err = err
+		return out
+	}
+	deepest := tip - e.cfg.Confirmations + 1 // highest height with enough confirmations
+	if c.HasValueProof() {
+		out.best, out.err = e.viaValueProof(ctx, c, name, sh, deepest)
+	} else {
+		out.best, out.err = e.viaHistory(ctx, c, name, sh, deepest)
+	}
+	return out
+}
+
+// streamIsolation keys circuits by stream ID and server, so that the k
+// servers of one lookup go over different circuits; an empty stream ID
+// stays empty (fresh credentials every time).
+func streamIsolation(streamID string, s electrumx.Server) string {
+	if streamID == "" {
+		return ""
+	}
+	return streamID + "\x00" + s.String()
+}
+
+func (e *Engine) viaValueProof(ctx context.Context, c *electrumx.Client, name []byte, sh string, deepest int32) (*update, error) {
+	entries, err := c.NameGetValueProof(ctx, sh, 0)
+	if err != nil {
+		return nil, err
+	}
+	// Newest first; equal heights keep the server's (newest-first) order.
+	sort.SliceStable(entries, func(i, j int) bool { return entries[i].Height > entries[j].Height })
+	for _, en := range entries {
+		if en.Height > deepest || en.Height <= 0 {
+			continue // too fresh (or unconfirmed): fall back to older ones
+		}
+		return e.verifyUpdate(ctx, c, name, en.Tx, nil, en.Height, &en.Merkle)
+	}
+	return nil, nil
+}
+
+func (e *Engine) viaHistory(ctx context.Context, c *electrumx.Client, name []byte, sh string, deepest int32) (*update, error) {
+	hist, err := c.GetHistory(ctx, sh)
+	if err != nil {
+		return nil, err
+	}
+	var pick *electrumx.HistoryItem
+	for i := len(hist) - 1; i >= 0; i-- { // chain order: newest last
+		if h := hist[i].Height; h > 0 && h <= deepest {
+			pick = &hist[i]
+			break
+		}
+	}
+	if pick == nil {
+		return nil, nil
+	}
+	txid := chainhash.Hash(pick.TxHash)
+	var raw electrumx.HexBytes
+	var mj struct {
+		BlockHeight int32            `json:"block_height"`
+		Merkle      []electrumx.Hash `json:"merkle"`
+		Pos         int              `json:"pos"`
+	}
+	calls := []*electrumx.BatchCall{
+		{Method: "blockchain.transaction.get", Params: []any{txid.String()}, Result: &raw},
+		{Method: "blockchain.transaction.get_merkle", Params: []any{txid.String(), pick.Height}, Result: &mj},
+	}
+	if err := c.Batch(ctx, calls); err != nil {
+		return nil, err
+	}
+	for _, call := range calls {
+		if call.Err != nil {
+			return nil, lie(c.Server().String(), "history entry %s at %d: %v", txid, pick.Height, call.Err)
+		}
+	}
+	mp := &electrumx.MerkleProof{BlockHeight: mj.BlockHeight, Pos: mj.Pos}
+	for _, h := range mj.Merkle {
+		mp.Merkle = append(mp.Merkle, chainhash.Hash(h))
+	}
+	if mp.BlockHeight != pick.Height {
+		return nil, lie(c.Server().String(), "merkle proof for height %d, history says %d", mp.BlockHeight, pick.Height)
+	}
+	return e.verifyUpdate(ctx, c, name, raw, &txid, pick.Height, mp)
+}
+
+// verifyUpdate proves a name transaction: its id (if the server named
+// one), its merkle branch against our header at height, the Namecoin
+// transaction version and exactly one name output, an update of name.
+func (e *Engine) verifyUpdate(ctx context.Context, c *electrumx.Client, name, raw []byte, txid *chainhash.Hash, height int32, mp *electrumx.MerkleProof) (*update, error) {
+	srv := c.Server().String()
+	tx, n, err := headers.ParseTx(raw)
+	if err != nil || n != len(raw) {
+		return nil, lie(srv, "transaction at %d does not parse: %v", height, err)
+	}
+	id := tx.TxID()
+	if txid != nil && id != *txid {
+		return nil, lie(srv, "transaction %v does not match its id %v", id, *txid)
+	}
+	hdr, err := e.headerAt(ctx, c, height)
+	if err != nil {
+		var le *LieError
+		if errors.As(err, &le) {
+			return nil, err
+		}
+		return nil, lie(srv, "no header of ours at height %d: %v", height, err)
+	}
+	if err := checkMerkleProof(id, mp.Merkle, mp.Pos, hdr.MerkleRoot); err != nil {
+		return nil, lie(srv, "transaction %v at %d: %v", id, height, err)
+	}
+	if tx.Version != headers.NamecoinTxVersion {
+		return nil, lie(srv, "transaction %v has version %#x, not a name transaction", id, tx.Version)
+	}
+	var found *update
+	count := 0
+	for i, out := range tx.TxOut {
+		op, ok := ParseNameScript(out.PkScript)
+		if !ok {
+			continue
+		}
+		count++
+		if op.IsAnyUpdate() && bytes.Equal(op.Name, name) {
+			found = &update{name: op.Name, value: op.Value, txid: id, vout: uint32(i),
+				script: op.Address, height: height, pos: mp.Pos}
+		}
+	}
+	switch {
+	case count != 1:
+		return nil, lie(srv, "transaction %v has %d name outputs", id, count)
+	case found == nil:
+		return nil, lie(srv, "transaction %v does not update the requested name", id)
+	}
+	return found, nil
+}
+
+// checkMerkleProof folds a transaction's branch to root. It refuses a
+// branch longer than 30 or an index beyond it, and inner nodes that parse
+// as a 64-byte transaction (the forged-proof attack on SPV).
+func checkMerkleProof(txid chainhash.Hash, branch []chainhash.Hash, pos int, root chainhash.Hash) error {
+	if len(branch) > 30 {
+		return fmt.Errorf("merkle branch of %d hashes", len(branch))
+	}
+	if pos < 0 || pos >= 1<<len(branch) {
+		return fmt.Errorf("position %d beyond a branch of %d", pos, len(branch))
+	}
+	h := txid
+	idx := pos
+	var buf [64]byte
+	for _, b := range branch {
+		if idx&1 != 0 {
+			copy(buf[:32], b[:])
+			copy(buf[32:], h[:])
+		} else {
+			copy(buf[:32], h[:])
+			copy(buf[32:], b[:])
+		}
+		if _, n, err := headers.ParseTx(buf[:]); err == nil && n == 64 {
+			return errors.New("an inner merkle node parses as a transaction")
+		}
+		h = chainhash.DoubleHashH(buf[:])
+		idx >>= 1
+	}
+	if h != root {
+		return fmt.Errorf("merkle branch leads to %v, our header has %v", h, root)
+	}
+	return nil
+}
+
+// resultCache keeps verified answers per stream ID until the tip changes.
+// It never serves one stream ID's answer to another, and does not cache
+// anonymous lookups.
+type resultCache struct {
+	mu      sync.Mutex
+	entries map[string]map[string]cacheEntry
+}
+
+type cacheEntry struct {
+	tip chainhash.Hash
+	u   *update
+	err error
+}
+
+const maxCachePerStream = 1000
+
+func newResultCache() *resultCache {
+	return &resultCache{entries: map[string]map[string]cacheEntry{}}
+}
+
+func (c *resultCache) get(stream string, name []byte, tip chainhash.Hash) (*update, error, bool) {
+	if stream == "" {
+		return nil, nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[stream][string(name)]
+	if !ok || e.tip != tip {
+		return nil, nil, false
+	}
+	return e.u, e.err, true
+}
+
+func (c *resultCache) put(stream string, name []byte, tip chainhash.Hash, u *update, err error) {
+	if stream == "" {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	m := c.entries[stream]
+	if m == nil || len(m) >= maxCachePerStream {
+		m = map[string]cacheEntry{}
+		c.entries[stream] = m
+	}
+	m[string(name)] = cacheEntry{tip: tip, u: u, err: err}
+}

@@ -1,0 +1,353 @@
+package spv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/btcsuite/btcd/chaincfg/chainhash"
+	"github.com/ncspv/ncspv/electrumx"
+	"github.com/ncspv/ncspv/headers"
+)
+
+// chunkSize is ElectrumX's maximum headers per request.
+const chunkSize = 2016
+
+// errServerBehind: a server's tip is below ours; it is not a liar, just of
+// no use for sync.
+var errServerBehind = errors.New("server is behind our tip")
+
+type chunkResult struct {
+	start int32
+	raw   []byte
+	err   error
+}
+
+// syncWith downloads, verifies and stores headers from s up to its tip,
+// keeping Pipeline chunk requests in flight so that sync is bound by the
+// network, not by round trips.
+func (e *Engine) syncWith(ctx context.Context, s electrumx.Server) error {
+	c, err := e.syncConn(ctx, s)
+	if err != nil {
+		return err
+	}
+	tctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
+	note, _, err := c.SubscribeHeaders(tctx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	serverTip := note.Height
+	e.mu.Lock()
+	e.serverTip = serverTip
+	e.mu.Unlock()
+
+	ours := e.cfg.Store.Tip()
+	if serverTip < ours.Height {
+		return fmt.Errorf("%w: server at %d, we are at %d", errServerBehind, serverTip, ours.Height)
+	}
+	if serverTip == ours.Height {
+		fh, _, perr := headers.ParseFullHeader(note.Hex)
+		if perr == nil && fh.BlockHash() == ours.Hash {
+			return nil // in sync
+		}
+	}
+
+	progress := newProgress(e.log, ours.Height, serverTip)
+	next := ours.Height + 1
+	for next <= serverTip {
+		n, err := e.fetchRange(ctx, c, next, serverTip, progress)
+		if errors.Is(err, headers.ErrDoesNotConnect) {
+			// The server is on another branch below our tip.
+			fork, ferr := e.findFork(ctx, c, next-1)
+			if ferr != nil {
+				return ferr
+			}
+			e.log.Info("server is on a competing branch", "server", s.String(), "fork_height", fork)
+			return e.reorgTo(ctx, c, fork, serverTip)
+		}
+		if err != nil {
+			return err
+		}
+		next += n
+	}
+	progress.done(e.cfg.Store.Tip().Height)
+	return nil
+}
+
+// fetchRange pipelines chunk requests from start to end and stores them
+// in order. It returns how many headers it stored.
+func (e *Engine) fetchRange(ctx context.Context, c *electrumx.Client, start, end int32, p *progress) (int32, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type slot struct {
+		start int32
+		ch    chan chunkResult
+	}
+	var queue []slot
+	nextReq := start
+	issue := func() {
+		for len(queue) < e.cfg.Pipeline && nextReq <= end {
+			count := min(int32(chunkSize), end-nextReq+1)
+			sl := slot{start: nextReq, ch: make(chan chunkResult, 1)}
+			go func(from, count int32) {
+				rctx, rcancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
+				defer rcancel()
+				r, err := c.BlockHeaders(rctx, from, int(count), 0)
+				if err != nil {
+					sl.ch <- chunkResult{start: from, err: err}
+					return
+				}
+				sl.ch <- chunkResult{start: from, raw: r.Raw}
+			}(nextReq, count)
+			queue = append(queue, sl)
+			nextReq += count
+		}
+	}
+	var stored int32
+	issue()
+	for len(queue) > 0 {
+		sl := queue[0]
+		queue = queue[1:]
+		var res chunkResult
+		select {
+		case res = <-sl.ch:
+		case <-ctx.Done():
+			return stored, ctx.Err()
+		}
+		if res.err != nil {
+			return stored, res.err
+		}
+		n, err := e.storeChunk(ctx, c, res.start, res.raw)
+		stored += n
+		if err != nil {
+			return stored, err
+		}
+		p.update(res.start + n - 1)
+		if n == 0 || res.start+n != e.cfg.Store.Tip().Height+1 {
+			// A short reply: the server's chain moved or it withheld
+			// headers. Restart the pipeline from where we are.
+			return stored, nil
+		}
+		issue()
+	}
+	return stored, nil
+}
+
+// maxReorg bounds how many headers of a competing branch are held in
+// memory to compare its work with ours.
+const maxReorg = 10 * chunkSize
+
+// reorgTo fetches the server's whole branch above fork and hands it to the
+// store in one piece, which switches to it only if it has more work.
+func (e *Engine) reorgTo(ctx context.Context, c *electrumx.Client, fork, serverTip int32) error {
+	if serverTip-fork > maxReorg {
+		return fmt.Errorf("competing branch of %d headers is longer than %d", serverTip-fork, maxReorg)
+	}
+	var branch []*headers.FullHeader
+	for from := fork + 1; from <= serverTip; from += chunkSize {
+		count := min(int32(chunkSize), serverTip-from+1)
+		rctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
+		r, err := c.BlockHeaders(rctx, from, int(count), 0)
+		cancel()
+		if err != nil {
+			return err
+		}
+		fhs, err := headers.ParseFullHeaders(r.Raw)
+		if err != nil {
+			return lie(c.Server().String(), "branch chunk at %d: %v", from, err)
+		}
+		branch = append(branch, fhs...)
+		if int32(len(fhs)) < count {
+			break
+		}
+	}
+	err := e.cfg.Store.AddHeaders(fork+1, branch, e.cfg.Now())
+	var re headers.RuleError
+	if errors.As(err, &re) {
+		return lie(c.Server().String(), "competing branch: %v", err)
+	}
+	if err == nil {
+		tip := e.cfg.Store.Tip()
+		e.log.Info("switched to a branch with more work", "fork_height", fork, "height", tip.Height)
+	}
+	return err
+}
+
+// storeChunk parses a chunk itself (never trusting the server's count or
+// split), verifies and stores it. A chunk that does not parse falls back
+// to single-header requests before the server is blamed.
+func (e *Engine) storeChunk(ctx context.Context, c *electrumx.Client, start int32, raw []byte) (int32, error) {
+	fhs, err := headers.ParseFullHeaders(raw)
+	if err != nil {
+		e.log.Warn("chunk reply does not parse; falling back to single headers",
+			"server", c.Server().String(), "start", start, "err", err)
+		if fhs, err = e.singleHeaders(ctx, c, start, 100); err != nil {
+			return 0, err
+		}
+	}
+	if len(fhs) == 0 {
+		return 0, nil
+	}
+	// A first header that does not build on our block below is another
+	// branch, not a lie: the caller looks for the fork.
+	if prev, ok := e.cfg.Store.BlockAt(start - 1); ok && fhs[0].PrevBlock != prev.Hash {
+		return 0, fmt.Errorf("%w: chunk at %d", headers.ErrDoesNotConnect, start)
+	}
+	if err := e.cfg.Store.AddHeaders(start, fhs, e.cfg.Now()); err != nil {
+		var re headers.RuleError
+		if errors.As(err, &re) {
+			return 0, lie(c.Server().String(), "header chunk at %d: %v", start, err)
+		}
+		return 0, err
+	}
+	return int32(len(fhs)), nil
+}
+
+// singleHeaders fetches count headers one per request (in one batch), the
+// request form that ElectrumX's AuxPoW split bug does not touch.
+func (e *Engine) singleHeaders(ctx context.Context, c *electrumx.Client, start int32, count int) ([]*headers.FullHeader, error) {
+	calls := make([]*electrumx.BatchCall, count)
+	res := make([]electrumx.HexBytes, count)
+	for i := range calls {
+		calls[i] = &electrumx.BatchCall{Method: "blockchain.block.header",
+			Params: []any{start + int32(i)}, Result: &res[i]}
+	}
+	rctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
+	defer cancel()
+	if err := c.Batch(rctx, calls); err != nil {
+		return nil, err
+	}
+	var out []*headers.FullHeader
+	for i, call := range calls {
+		if call.Err != nil {
+			break // past the server's tip
+		}
+		fh, n, err := headers.ParseFullHeader(res[i])
+		if err != nil || n != len(res[i]) {
+			return nil, lie(c.Server().String(), "header %d does not parse: %v", start+int32(i), err)
+		}
+		out = append(out, fh)
+	}
+	return out, nil
+}
+
+// findFork finds the highest height at or below from where the server's
+// chain and ours agree: exponential steps back, then bisection.
+func (e *Engine) findFork(ctx context.Context, c *electrumx.Client, from int32) (int32, error) {
+	base := e.cfg.Store.Base()
+	agrees := func(h int32) (bool, error) {
+		info, ok := e.cfg.Store.BlockAt(h)
+		if !ok {
+			return false, fmt.Errorf("%w: block %d", headers.ErrForkTooDeep, h)
+		}
+		rctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
+		defer cancel()
+		r, err := c.BlockHeader(rctx, h, 0)
+		if err != nil {
+			return false, err
+		}
+		fh, _, err := headers.ParseFullHeader(r.Header)
+		if err != nil {
+			return false, lie(c.Server().String(), "header %d does not parse: %v", h, err)
+		}
+		return fh.BlockHash() == info.Hash, nil
+	}
+	hi, step := from, int32(1)
+	lo := from
+	for {
+		ok, err := agrees(lo)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			break
+		}
+		hi = lo
+		if lo == base {
+			return 0, fmt.Errorf("%w: the server's chain differs at our oldest header %d", headers.ErrForkTooDeep, base)
+		}
+		lo = max(base, lo-step)
+		step *= 2
+	}
+	// lo agrees, hi does not (or hi == from agrees already).
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		ok, err := agrees(mid)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return lo, nil
+}
+
+// progress logs sync progress at most every 10 seconds.
+type progress struct {
+	log        interface{ Info(string, ...any) }
+	start, end int32
+	t0, last   time.Time
+}
+
+func newProgress(log interface{ Info(string, ...any) }, start, end int32) *progress {
+	now := time.Now()
+	return &progress{log: log, start: start, end: end, t0: now, last: now}
+}
+
+func (p *progress) update(height int32) {
+	if time.Since(p.last) < 10*time.Second {
+		return
+	}
+	p.last = time.Now()
+	p.report(height)
+}
+
+func (p *progress) report(height int32) {
+	el := time.Since(p.t0).Seconds()
+	pct := 100.0
+	if p.end > p.start {
+		pct = 100 * float64(height-p.start) / float64(p.end-p.start)
+	}
+	rate := 0.0
+	if el > 0 {
+		rate = float64(height-p.start) / el
+	}
+	p.log.Info("syncing headers", "height", height, "target", p.end,
+		"percent", fmt.Sprintf("%.1f", pct), "headers_per_s", int(rate))
+}
+
+func (p *progress) done(height int32) {
+	if height > p.start {
+		p.report(height)
+	}
+}
+
+// headerAt returns the 80-byte header at height: from the store, or below
+// the store (under the checkpoint) from the server with a cp_height proof.
+func (e *Engine) headerAt(ctx context.Context, c *electrumx.Client, height int32) (headers.Header, error) {
+	h, err := e.cfg.Store.HeaderAt(height)
+	if err == nil {
+		return h, nil
+	}
+	cp := e.cfg.Checkpoint
+	if height > cp.Height || height >= e.cfg.Store.Base() {
+		return headers.Header{}, err
+	}
+	r, err := c.BlockHeader(ctx, height, cp.Height)
+	if err != nil {
+		return headers.Header{}, err
+	}
+	if len(r.Header) != headers.HeaderSize {
+		return headers.Header{}, lie(c.Server().String(), "checkpointed header %d has %d bytes", height, len(r.Header))
+	}
+	hdr, _ := headers.ParseHeader(r.Header)
+	if err := cp.VerifyHeaderProof(height, chainhash.DoubleHashH(r.Header), r.Branch, r.Root); err != nil {
+		return headers.Header{}, lie(c.Server().String(), "%v", err)
+	}
+	return hdr, nil
+}
