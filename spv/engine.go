@@ -62,6 +62,12 @@ type Engine struct {
 	demotedTill map[string]time.Time
 
 	cache *resultCache
+
+	// Background catch-ups are owned by the engine and end with Close.
+	bgCtx      context.Context
+	bgCancel   context.CancelFunc
+	bgWG       sync.WaitGroup
+	catchingUp bool
 }
 
 // New checks cfg and makes an engine.
@@ -99,12 +105,21 @@ func New(cfg Config) (*Engine, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	bgCtx, bgCancel := context.WithCancel(context.Background())
 	return &Engine{
 		cfg:         cfg,
 		log:         log.With("subsys", "SYNC"),
 		demotedTill: map[string]time.Time{},
 		cache:       newResultCache(),
+		bgCtx:       bgCtx,
+		bgCancel:    bgCancel,
 	}, nil
+}
+
+// Close stops background work and waits for it.
+func (e *Engine) Close() {
+	e.bgCancel()
+	e.bgWG.Wait()
 }
 
 // State is what the engine knows about the chain.
@@ -123,6 +138,20 @@ func (e *Engine) State() State {
 	defer e.mu.Unlock()
 	return State{Height: tip.Height, TipHash: tip.Hash.String(), ServerHeight: e.serverTip,
 		Synced: e.synced, LastSync: e.lastSync}
+}
+
+// Demoted lists the servers currently avoided for lying.
+func (e *Engine) Demoted() []string {
+	now := e.cfg.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []string
+	for s, till := range e.demotedTill {
+		if now.Before(till) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // servers returns the configured servers, those not demoted first, in a
@@ -157,19 +186,22 @@ func (e *Engine) syncConn(ctx context.Context, s electrumx.Server) (*electrumx.C
 	return e.cfg.Pool.Get(ctx, s, g.Key, electrumx.DialFunc(g.Dial))
 }
 
-// Sync catches the header store up with the servers' tip, trying servers
-// until one succeeds.
+// Sync catches the header store up with the servers: it syncs from up to
+// QueryServers servers (so that one lagging or lying server cannot keep a
+// better chain from us), trying further servers while none has succeeded.
 func (e *Engine) Sync(ctx context.Context) error {
 	e.syncMu.Lock()
 	defer e.syncMu.Unlock()
 	var errs []error
+	ok := 0
 	for _, s := range e.servers() {
+		if ok >= e.cfg.QueryServers {
+			break
+		}
 		err := e.syncWith(ctx, s)
-		if err == nil {
-			e.mu.Lock()
-			e.lastSync, e.synced = e.cfg.Now(), true
-			e.mu.Unlock()
-			return nil
+		if err == nil || errors.Is(err, errServerBehind) {
+			ok++
+			continue
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -183,27 +215,46 @@ func (e *Engine) Sync(ctx context.Context) error {
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", s, err))
 	}
-	return fmt.Errorf("%w: %w", ErrNoServer, errors.Join(errs...))
+	if ok == 0 {
+		return fmt.Errorf("%w: %w", ErrNoServer, errors.Join(errs...))
+	}
+	e.mu.Lock()
+	e.lastSync, e.synced = e.cfg.Now(), true
+	e.mu.Unlock()
+	return nil
 }
 
-// ensureSynced catches up before a lookup when the last sync is stale.
+// ensureSynced makes sure a lookup has headers to verify against. Before
+// the first sync it syncs and the lookup waits. After that, a stale chain
+// is caught up in the background and the lookup answers from the headers
+// already stored, so that a slow server (ElectrumX 1.20 holds small replies
+// for up to a second) never delays it; updates above our tip then count as
+// too fresh.
 func (e *Engine) ensureSynced(ctx context.Context) error {
 	e.mu.Lock()
-	fresh := e.synced && e.cfg.Now().Sub(e.lastSync) < e.cfg.CatchUpAfter
+	synced := e.synced
+	stale := e.cfg.Now().Sub(e.lastSync) >= e.cfg.CatchUpAfter
+	start := synced && stale && !e.catchingUp && e.bgCtx.Err() == nil
+	if start {
+		e.catchingUp = true
+		e.bgWG.Add(1)
+	}
 	e.mu.Unlock()
-	if fresh {
+	if start {
+		go func() {
+			defer e.bgWG.Done()
+			if err := e.Sync(e.bgCtx); err != nil {
+				e.log.Info("background catch-up failed", "err", err)
+			}
+			e.mu.Lock()
+			e.catchingUp = false
+			e.mu.Unlock()
+		}()
+	}
+	if synced {
 		return nil
 	}
 	if err := e.Sync(ctx); err != nil {
-		e.mu.Lock()
-		synced := e.synced
-		e.mu.Unlock()
-		if synced {
-			// A failed catch-up after an earlier sync: answer from what we
-			// have rather than fail.
-			e.log.Info("catch-up before lookup failed; using stored headers", "err", err)
-			return nil
-		}
 		return fmt.Errorf("%w: %w", ErrSyncing, err)
 	}
 	return nil

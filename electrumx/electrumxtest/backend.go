@@ -140,6 +140,20 @@ func (b *Backend) AddHistory(scriptHash string, e HistoryEntry) {
 	b.history[scriptHash] = append(b.history[scriptHash], e)
 }
 
+// SetHistory replaces a script hash's history (for liars).
+func (b *Backend) SetHistory(scriptHash string, h []HistoryEntry) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.history[scriptHash] = h
+}
+
+// SetTx serves raw under id whatever its real id is (for liars).
+func (b *Backend) SetTx(id chainhash.Hash, raw []byte) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.txs[id] = raw
+}
+
 // Tip is the served tip height.
 func (b *Backend) Tip() int32 {
 	b.mu.RLock()
