@@ -78,7 +78,7 @@ func ForNetwork(p *headers.Params) Checkpoint {
 }
 
 // Anchor is where a new header store starts for this checkpoint.
-func (c *Checkpoint) Anchor() headers.Anchor {
+func (c Checkpoint) Anchor() headers.Anchor {
 	if c.genesis != nil {
 		return c.genesis.GenesisAnchor()
 	}
@@ -107,7 +107,7 @@ func BranchLength(cpHeight int32) int {
 // VerifyHeaderProof checks an ElectrumX blockchain.block.header(height,
 // cp_height) reply: the block hash at height leads through branch to the
 // checkpoint's root. root is the root the server claimed.
-func (c *Checkpoint) VerifyHeaderProof(height int32, hash chainhash.Hash, branch []chainhash.Hash, root chainhash.Hash) error {
+func (c Checkpoint) VerifyHeaderProof(height int32, hash chainhash.Hash, branch []chainhash.Hash, root chainhash.Hash) error {
 	if root != c.MerkleRoot {
 		return fmt.Errorf("%w: server root %v is not the checkpoint root %v",
 			ErrInvalidProof, root, c.MerkleRoot)
@@ -134,7 +134,7 @@ func (c *Checkpoint) VerifyHeaderProof(height int32, hash chainhash.Hash, branch
 // before, and the last proven by branch. It returns the headers. It trusts
 // nothing of the reply's framing: ElectrumX 1.19 and later cut AuxPoW
 // headers wrongly here, which shows up as a wrong length or broken links.
-func (c *Checkpoint) VerifyTruncatedChunk(start int32, count int, raw []byte, branch []chainhash.Hash, root chainhash.Hash) ([]headers.Header, error) {
+func (c Checkpoint) VerifyTruncatedChunk(start int32, count int, raw []byte, branch []chainhash.Hash, root chainhash.Hash) ([]headers.Header, error) {
 	if count <= 0 || len(raw) != count*headers.HeaderSize {
 		return nil, fmt.Errorf("%w: %d bytes for %d truncated headers (want %d)",
 			ErrInvalidProof, len(raw), count, count*headers.HeaderSize)

@@ -70,6 +70,7 @@ type Server struct {
 	accepted int
 	held     int
 	requests map[string]int
+	log      []Request
 	closed   bool
 	wg       sync.WaitGroup
 }
@@ -142,6 +143,13 @@ func (s *Server) Accepted() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.accepted
+}
+
+// Log returns every request received so far, in arrival order.
+func (s *Server) Log() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.log...)
 }
 
 // Held is how many replies the small-reply timer delayed.
@@ -286,6 +294,7 @@ type rawRequest struct {
 func (s *Server) handle(sc *serverConn, rq rawRequest) []byte {
 	s.mu.Lock()
 	s.requests[rq.Method]++
+	s.log = append(s.log, Request{Method: rq.Method, Params: rq.Params, Protocol: sc.protocol})
 	hook := s.hook
 	protocol := sc.protocol
 	s.mu.Unlock()
