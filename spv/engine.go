@@ -38,6 +38,11 @@ type Config struct {
 	CatchUpAfter time.Duration
 	// Pipeline is how many header chunks are requested ahead (default 4).
 	Pipeline int
+	// ChunkSize is how many headers one request asks for (default and
+	// maximum 2016). Smaller chunks lower peak memory.
+	ChunkSize int
+	// NoCache turns the per-stream answer cache off (benchmarks).
+	NoCache bool
 	// RequestTimeout bounds one sync request (default 60 s: a chunk can be
 	// 7 MB over Tor).
 	RequestTimeout time.Duration
@@ -91,6 +96,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.Pipeline <= 0 {
 		cfg.Pipeline = 4
+	}
+	if cfg.ChunkSize <= 0 || cfg.ChunkSize > chunkSize {
+		cfg.ChunkSize = chunkSize
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 60 * time.Second

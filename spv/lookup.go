@@ -65,7 +65,7 @@ func (e *Engine) NameShow(ctx context.Context, name []byte, opts LookupOptions) 
 		return nil, err
 	}
 	tip := e.cfg.Store.Tip()
-	if r, err, ok := e.cache.get(opts.StreamID, name, tip.Hash); ok {
+	if r, err, ok := e.cache.get(opts.StreamID, name, tip.Hash); ok && !e.cfg.NoCache {
 		return e.finish(name, r, err, tip.Height, opts)
 	}
 

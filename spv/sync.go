@@ -89,7 +89,7 @@ func (e *Engine) fetchRange(ctx context.Context, c *electrumx.Client, start, end
 	nextReq := start
 	issue := func() {
 		for len(queue) < e.cfg.Pipeline && nextReq <= end {
-			count := min(int32(chunkSize), end-nextReq+1)
+			count := min(int32(e.cfg.ChunkSize), end-nextReq+1)
 			sl := slot{start: nextReq, ch: make(chan chunkResult, 1)}
 			go func(from, count int32) {
 				rctx, rcancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)

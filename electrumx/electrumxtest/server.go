@@ -70,6 +70,7 @@ type Server struct {
 	accepted int
 	held     int
 	requests map[string]int
+	lines    int
 	log      []Request
 	closed   bool
 	wg       sync.WaitGroup
@@ -143,6 +144,13 @@ func (s *Server) Accepted() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.accepted
+}
+
+// RoundTrips is how many request lines arrived: a batch is one round trip.
+func (s *Server) RoundTrips() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lines
 }
 
 // Log returns every request received so far, in arrival order.
@@ -247,6 +255,9 @@ func (s *Server) serve(sc *serverConn) {
 		if len(line) == 0 {
 			continue
 		}
+		s.mu.Lock()
+		s.lines++
+		s.mu.Unlock()
 		if line[0] == '[' {
 			var reqs []rawRequest
 			if json.Unmarshal(line, &reqs) != nil {
