@@ -13,8 +13,18 @@ import (
 // HexBytes decodes a JSON hex string strictly.
 type HexBytes []byte
 
-// UnmarshalJSON implements json.Unmarshaler.
+// UnmarshalJSON implements json.Unmarshaler. A plain quoted hex string
+// (what servers send) is decoded in place, without the copy and rescan of
+// a JSON string: header chunks are megabytes of hex.
 func (h *HexBytes) UnmarshalJSON(b []byte) error {
+	if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' {
+		in := b[1 : len(b)-1]
+		out := make([]byte, len(in)/2)
+		if _, err := hex.Decode(out, in); err == nil && len(in)%2 == 0 {
+			*h = out
+			return nil
+		}
+	}
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
 		return fmt.Errorf("want a hex string: %w", err)

@@ -37,7 +37,7 @@ func TestResumeAfterInterruptedSync(t *testing.T) {
 		t.Cleanup(pool.Close)
 		e, err := spv.New(spv.Config{Params: p, Addresses: spv.RegTestAddresses,
 			Checkpoint: checkpoints.ForNetwork(p), Store: store, Servers: []electrumx.Server{srv.Address()},
-			Router: tor.NewRouter(tor.Direct), Pool: pool, Pipeline: 1, QueryServers: 1})
+			Router: tor.NewRouter(tor.Direct), Pool: pool, Pipeline: 1, ChunkSize: 2016, QueryServers: 1})
 		if err != nil {
 			t.Fatal(err)
 		}

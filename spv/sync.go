@@ -14,6 +14,9 @@ import (
 // chunkSize is ElectrumX's maximum headers per request.
 const chunkSize = 2016
 
+// defaultChunkSize is what a sync request asks for by default.
+const defaultChunkSize = 504
+
 // errServerBehind: a server's tip is below ours; it is not a liar, just of
 // no use for sync.
 var errServerBehind = errors.New("server is behind our tip")

@@ -1,6 +1,7 @@
 package chaingen
 
 import (
+	"bytes"
 	"encoding/binary"
 
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
@@ -13,28 +14,39 @@ const (
 	OpUpdate      = 0x53
 )
 
-// NameTx builds a Namecoin name transaction (version 0x7100) with one
-// input (tag makes it unique) and, at vout, a NAME_FIRSTUPDATE or
-// NAME_UPDATE output of name and value paying to the P2PKH of pkh. Other
-// outputs are plain payments.
+// NameTx builds a Namecoin name transaction (version 0x7100) shaped like a
+// real one: two signed inputs (the previous name output and a funding
+// coin; tag makes them unique), the NAME_FIRSTUPDATE or NAME_UPDATE output
+// of name and value paying to the P2PKH of pkh at index vout, and a change
+// output. Real name transactions are 400-500 bytes; so are these.
 func NameTx(op byte, name, value []byte, pkh [20]byte, vout int, tag uint64) []byte {
 	tx := binary.LittleEndian.AppendUint32(nil, headers.NamecoinTxVersion)
-	tx = append(tx, 1)
-	prev := chainhash.DoubleHashH(binary.LittleEndian.AppendUint64([]byte("chaingen-name"), tag))
-	tx = append(tx, prev[:]...)
-	tx = binary.LittleEndian.AppendUint32(tx, 0)
-	tx = append(tx, 0)
-	tx = binary.LittleEndian.AppendUint32(tx, 0xffffffff)
-	tx = append(tx, byte(vout+1))
-	for i := 0; i <= vout; i++ {
+	tx = append(tx, 2)
+	for in := uint64(0); in < 2; in++ {
+		prev := chainhash.DoubleHashH(binary.LittleEndian.AppendUint64([]byte("chaingen-name"), tag<<1|in))
+		tx = append(tx, prev[:]...)
+		tx = binary.LittleEndian.AppendUint32(tx, uint32(in))
+		// A DER signature push and a compressed public key push.
+		sig := append(bytes.Repeat([]byte{0x30}, 71), 0x01)
+		pub := append([]byte{0x02}, prev[:]...)
+		script := append(append([]byte{byte(len(sig))}, sig...), byte(len(pub)))
+		script = append(script, pub...)
+		tx = headers.AppendVarInt(tx, uint64(len(script)))
+		tx = append(tx, script...)
+		tx = binary.LittleEndian.AppendUint32(tx, 0xfffffffd)
+	}
+	tx = append(tx, byte(vout+2))
+	for i := 0; i <= vout+1; i++ {
 		var script []byte
-		if i == vout {
+		switch {
+		case i == vout:
 			script = NameScript(op, name, value, pkh)
-		} else {
+		case i == vout+1:
+			script = append([]byte{0x00, 20}, bytes.Repeat([]byte{byte(tag)}, 20)...) // change, P2WPKH
+		default:
 			script = P2PKH([20]byte{byte(i), 0xaa})
 		}
-		value := uint64(1_000_000)
-		tx = binary.LittleEndian.AppendUint64(tx, value)
+		tx = binary.LittleEndian.AppendUint64(tx, 1_000_000)
 		tx = headers.AppendVarInt(tx, uint64(len(script)))
 		tx = append(tx, script...)
 	}

@@ -1,0 +1,363 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ncspv/ncspv/checkpoints"
+	"github.com/ncspv/ncspv/electrumx"
+	"github.com/ncspv/ncspv/electrumx/electrumxtest"
+	"github.com/ncspv/ncspv/headers"
+	"github.com/ncspv/ncspv/internal/chaingen"
+	"github.com/ncspv/ncspv/spv"
+	"github.com/ncspv/ncspv/tor"
+)
+
+type benchCommand struct {
+	Blocks     int    `long:"blocks" default:"20160" description:"Headers in the generated chain"`
+	Lookups    int    `long:"lookups" default:"2000" description:"Lookups measured at each concurrency"`
+	ChunkSize  int    `long:"chunk-size" default:"0" description:"Headers per sync request (0: the engine's default)"`
+	Pipeline   int    `long:"pipeline" default:"0" description:"Sync requests in flight (0: the engine's default)"`
+	DataDir    string `long:"datadir" description:"Where the benchmark's header database goes (default: a temporary directory)"`
+	CPUProfile string `long:"cpuprofile" description:"Write a CPU profile of the sync to this file"`
+}
+
+// benchNames are registered in the generated chain.
+var benchNames = []string{"d/bench", "d/example", "id/alice"}
+
+// Execute runs the benchmark. The fake ElectrumX servers run in a child
+// process (ncspv bench-server) so that the peak RSS measured here is
+// ncspv's own.
+func (c *benchCommand) Execute([]string) error {
+	if c.Blocks < 100 || c.Lookups < 100 {
+		return errors.New("--blocks and --lookups must be at least 100")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	child := exec.Command(self, "bench-server", "--blocks", strconv.Itoa(c.Blocks))
+	child.Stderr = os.Stderr
+	stdin, _ := child.StdinPipe()
+	stdout, _ := child.StdoutPipe()
+	if err := child.Start(); err != nil {
+		return err
+	}
+	defer func() { stdin.Close(); child.Wait() }()
+	rd := bufio.NewReader(stdout)
+	ask := func(cmd string) ([]string, error) {
+		if cmd != "" {
+			fmt.Fprintln(stdin, cmd)
+		}
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			return nil, fmt.Errorf("bench server: %w", err)
+		}
+		return strings.Fields(line), nil
+	}
+	fmt.Printf("Generating %d regtest AuxPoW headers (1-2 KB coinbases) in the server process...\n", c.Blocks)
+	f, err := ask("")
+	if err != nil || len(f) != 3 || f[0] != "ready" {
+		return fmt.Errorf("bench server did not start: %v %v", f, err)
+	}
+	srv143, err1 := electrumx.ParseServer(f[1])
+	srv142, err2 := electrumx.ParseServer(f[2])
+	if err1 != nil || err2 != nil {
+		return fmt.Errorf("bench server addresses %v", f)
+	}
+
+	fmt.Printf("\nMachine: %d CPUs, %s %s/%s\n", runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Println("Servers on loopback: protocol 1.4.3 with ElectrumX 1.20's padding and 1 s small-reply timer; protocol 1.4.2 without.")
+
+	dir := c.DataDir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "ncspv-bench-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+	}
+	engine, store, closeAll, err := benchEngine(filepath.Join(dir, "headers.db"), srv143, c)
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	if c.CPUProfile != "" {
+		pf, err := os.Create(c.CPUProfile)
+		if err != nil {
+			return err
+		}
+		pprof.StartCPUProfile(pf)
+		defer pf.Close()
+	}
+	ctx := context.Background()
+	t0 := time.Now()
+	if err := engine.Sync(ctx); err != nil {
+		return err
+	}
+	syncTime := time.Since(t0)
+	if c.CPUProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	if store.Tip().Height != int32(c.Blocks) {
+		return fmt.Errorf("sync ended at %d", store.Tip().Height)
+	}
+	runtime.GC()
+	syncRSS := peakRSS()
+
+	// Raw transfer of the same chunks, no parsing or verification.
+	raw, err := electrumx.Dial(ctx, srv143, electrumx.Config{Dial: electrumx.DialFunc(tor.Direct.Dialer(tor.Fresh()))})
+	if err != nil {
+		return err
+	}
+	// Same chunks, same number of requests in flight as the engine.
+	inflight := c.Pipeline
+	if inflight <= 0 {
+		inflight = 4
+	}
+	chunk := c.ChunkSize
+	if chunk <= 0 || chunk > 2016 {
+		chunk = 504 // the engine's default
+	}
+	t0 = time.Now()
+	var bytes int
+	var rawErr error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, inflight)
+	for start := 1; start <= c.Blocks; start += chunk {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(start int) {
+			defer func() { <-sem; wg.Done() }()
+			r, err := raw.BlockHeaders(ctx, int32(start), min(chunk, c.Blocks+1-start), 0)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				rawErr = err
+				return
+			}
+			bytes += len(r.Raw)
+		}(start)
+	}
+	wg.Wait()
+	if rawErr != nil {
+		return rawErr
+	}
+	rawTime := time.Since(t0)
+	raw.Close()
+
+	fmt.Printf("\nSync: %d headers (%.1f MB raw) verified and stored in %v: %.0f headers/s\n",
+		c.Blocks, float64(bytes)/1e6, syncTime.Round(time.Millisecond), float64(c.Blocks)/syncTime.Seconds())
+	fmt.Printf("      peak RSS after sync: %.1f MiB\n", float64(syncRSS)/(1<<20))
+	fmt.Printf("      raw transfer of the same chunks (same requests in flight, decoded, unverified): %v; sync/raw time ratio %.2f\n",
+		rawTime.Round(time.Millisecond), syncTime.Seconds()/rawTime.Seconds())
+
+	for _, s := range []electrumx.Server{srv143, srv142} {
+		e2, closeE2, err := lookupEngine(store, s)
+		if err != nil {
+			return err
+		}
+		proto := "1.4.3"
+		if s == srv142 {
+			proto = "1.4.2"
+		}
+		// Warm the connection, then count request lines for one lookup.
+		if _, err := e2.NameShow(ctx, []byte(benchNames[0]), spv.LookupOptions{StreamID: "count"}); err != nil {
+			return err
+		}
+		before, err := roundTrips(ask, s)
+		if err != nil {
+			return err
+		}
+		const counted = 50
+		for i := 0; i < counted; i++ {
+			if _, err := e2.NameShow(ctx, []byte(benchNames[i%len(benchNames)]), spv.LookupOptions{StreamID: "count"}); err != nil {
+				return err
+			}
+		}
+		after, err := roundTrips(ask, s)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("\nLookups, protocol %s: %.2f round trips per lookup\n", proto, float64(after-before)/counted)
+		for _, conc := range []int{1, 100} {
+			lat, err := measureLookups(ctx, e2, conc, c.Lookups)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("  %3d concurrent: p50 %v  p99 %v  max %v  (%d lookups)\n", conc,
+				pct(lat, 50), pct(lat, 99), lat[len(lat)-1], len(lat))
+		}
+		closeE2()
+	}
+	runtime.GC()
+	fmt.Printf("\nPeak RSS of this process (sync + lookups): %.1f MiB\n", float64(peakRSS())/(1<<20))
+	return nil
+}
+
+func roundTrips(ask func(string) ([]string, error), s electrumx.Server) (int, error) {
+	f, err := ask("count " + s.String())
+	if err != nil || len(f) != 1 {
+		return 0, fmt.Errorf("count: %v %v", f, err)
+	}
+	return strconv.Atoi(f[0])
+}
+
+func benchEngine(path string, srv electrumx.Server, c *benchCommand) (*spv.Engine, *headers.Store, func(), error) {
+	p := &headers.RegTestParams
+	cp := checkpoints.ForNetwork(p)
+	store, err := headers.OpenStore(path, p, cp.Anchor(), headers.StoreOptions{})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	pool := electrumx.NewPool(electrumx.Config{})
+	e, err := spv.New(spv.Config{Params: p, Addresses: spv.RegTestAddresses, Checkpoint: cp, Store: store,
+		Servers: []electrumx.Server{srv}, Router: tor.NewRouter(tor.Direct), Pool: pool,
+		QueryServers: 1, ChunkSize: c.ChunkSize, Pipeline: c.Pipeline})
+	if err != nil {
+		store.Close()
+		return nil, nil, nil, err
+	}
+	return e, store, func() { e.Close(); pool.Close(); store.Close() }, nil
+}
+
+func lookupEngine(store *headers.Store, srv electrumx.Server) (*spv.Engine, func(), error) {
+	p := store.Params()
+	pool := electrumx.NewPool(electrumx.Config{})
+	e, err := spv.New(spv.Config{Params: p, Addresses: spv.RegTestAddresses, Checkpoint: checkpoints.ForNetwork(p),
+		Store: store, Servers: []electrumx.Server{srv}, Router: tor.NewRouter(tor.Direct), Pool: pool,
+		QueryServers: 1, Confirmations: 1, NoCache: true, CatchUpAfter: time.Hour})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := e.Sync(context.Background()); err != nil {
+		return nil, nil, err
+	}
+	return e, func() { e.Close(); pool.Close() }, nil
+}
+
+// measureLookups runs n lookups spread over conc goroutines, each with its
+// own stream ID (so its own connection), after one warm-up lookup each.
+func measureLookups(ctx context.Context, e *spv.Engine, conc, n int) ([]time.Duration, error) {
+	var mu sync.Mutex
+	var lat []time.Duration
+	var firstErr error
+	var wg sync.WaitGroup
+	per := n / conc
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			opts := spv.LookupOptions{StreamID: fmt.Sprintf("stream-%d-%d", conc, w)}
+			if _, err := e.NameShow(ctx, []byte(benchNames[0]), opts); err != nil {
+				mu.Lock()
+				firstErr = err
+				mu.Unlock()
+				return
+			}
+			local := make([]time.Duration, 0, per)
+			for i := 0; i < per; i++ {
+				t0 := time.Now()
+				_, err := e.NameShow(ctx, []byte(benchNames[i%len(benchNames)]), opts)
+				local = append(local, time.Since(t0))
+				if err != nil {
+					mu.Lock()
+					firstErr = err
+					mu.Unlock()
+					return
+				}
+			}
+			mu.Lock()
+			lat = append(lat, local...)
+			mu.Unlock()
+		}(w)
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	slices.Sort(lat)
+	return lat, nil
+}
+
+func pct(sorted []time.Duration, p int) time.Duration {
+	i := (len(sorted)*p + 99) / 100
+	i = min(max(i-1, 0), len(sorted)-1)
+	return sorted[i].Round(time.Microsecond)
+}
+
+// peakRSS is VmHWM from /proc/self/status, in bytes.
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// benchServerCommand is the hidden child of "ncspv bench": it generates a
+// named chain, serves it on loopback, prints "ready ADDR143 ADDR142" and
+// answers "count SERVER" with the request lines that server received,
+// until its standard input closes.
+type benchServerCommand struct {
+	Blocks int `long:"blocks" default:"20160"`
+}
+
+func (c *benchServerCommand) Execute([]string) error {
+	p := &headers.RegTestParams
+	g := chaingen.New(p, 7)
+	for h := 1; h <= c.Blocks; h++ {
+		var txs [][]byte
+		// Register the names near the tip: regtest names expire after 30.
+		if h > c.Blocks-20 && h <= c.Blocks-20+len(benchNames) {
+			i := h - (c.Blocks - 20) - 1
+			txs = append(txs, chaingen.NameTx(chaingen.OpFirstUpdate, []byte(benchNames[i]),
+				[]byte(`{"ip":"127.0.0.1","tor":"bench`+strconv.Itoa(i)+`aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.onion"}`),
+				[20]byte{byte(i)}, 0, uint64(h)))
+		}
+		g.Next(chaingen.Spec{Txs: txs})
+	}
+	b := electrumxtest.FromChain(g)
+	b.IndexNames()
+	s143, err := electrumxtest.NewServer(b, electrumxtest.Options{Pad: true, HoldSmall: time.Second})
+	if err != nil {
+		return err
+	}
+	defer s143.Close()
+	s142, err := electrumxtest.NewServer(b, electrumxtest.Options{MaxProtocol: "1.4.2"})
+	if err != nil {
+		return err
+	}
+	defer s142.Close()
+	fmt.Printf("ready %s %s\n", s143.Address(), s142.Address())
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		f := strings.Fields(in.Text())
+		if len(f) == 2 && f[0] == "count" {
+			n := s142.RoundTrips()
+			if f[1] == s143.Address().String() {
+				n = s143.RoundTrips()
+			}
+			fmt.Println(n)
+		}
+	}
+	return nil
+}
