@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -8,8 +10,12 @@ import (
 	"time"
 
 	"github.com/ncspv/ncspv/checkpoints"
+	"github.com/ncspv/ncspv/electrumx"
+	"github.com/ncspv/ncspv/electrumx/electrumxtest"
 	"github.com/ncspv/ncspv/headers"
 	"github.com/ncspv/ncspv/internal/chaingen"
+	"github.com/ncspv/ncspv/spv"
+	"github.com/ncspv/ncspv/tor"
 )
 
 type demoCommand struct {
@@ -107,6 +113,78 @@ func (c *demoCommand) Execute([]string) error {
 	if c.DataDir != "" {
 		fmt.Printf("Header database kept at %s\n", dbPath)
 	}
+	return demoLookup(filepath.Join(dir, "regtest-names", "headers.db"), c.Seed)
+}
+
+// demoLookup serves a small chain with names from two fake ElectrumX
+// servers on loopback, one honest and one that withholds the newest
+// update, and shows a verified name_show.
+func demoLookup(dbPath string, seed uint64) error {
+	fmt.Println("\nName lookup: two fake ElectrumX servers on loopback, one withholding the newest update.")
+	p := &headers.RegTestParams
+	g := chaingen.New(p, seed+10)
+	value1 := []byte(`{"ip":"127.0.0.1"}`)
+	value2 := []byte(`{"ip":"127.0.0.1","tor":"exampleaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.onion"}`)
+	for h := 1; h <= 60; h++ {
+		var txs [][]byte
+		switch h {
+		case 40:
+			txs = append(txs, chaingen.NameTx(chaingen.OpFirstUpdate, []byte("d/example"), value1, [20]byte{1}, 0, 40))
+		case 50:
+			txs = append(txs, chaingen.NameTx(chaingen.OpUpdate, []byte("d/example"), value2, [20]byte{2}, 0, 50))
+		}
+		g.Next(chaingen.Spec{Txs: txs})
+	}
+	honestB, liarB := electrumxtest.FromChain(g), electrumxtest.FromChain(g)
+	honestB.IndexNames()
+	liarB.IndexNames()
+	sh := electrumxtest.ScriptHashOfName([]byte("d/example"))
+	liarB.SetHistory(sh, liarB.History(sh)[:1])
+	honest, err := electrumxtest.NewServer(honestB, electrumxtest.Options{Pad: true})
+	if err != nil {
+		return err
+	}
+	defer honest.Close()
+	liar, err := electrumxtest.NewServer(liarB, electrumxtest.Options{Pad: true})
+	if err != nil {
+		return err
+	}
+	defer liar.Close()
+
+	cp := checkpoints.ForNetwork(p)
+	store, err := headers.OpenStore(dbPath, p, cp.Anchor(), headers.StoreOptions{})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	pool := electrumx.NewPool(electrumx.Config{})
+	defer pool.Close()
+	e, err := spv.New(spv.Config{Params: p, Addresses: spv.RegTestAddresses, Checkpoint: cp, Store: store,
+		Servers: []electrumx.Server{honest.Address(), liar.Address()},
+		Router:  tor.NewRouter(tor.Direct), Pool: pool, Confirmations: 3, QueryServers: 2})
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	t0 := time.Now()
+	if err := e.Sync(ctx); err != nil {
+		return err
+	}
+	fmt.Printf("  synced %d headers in %v\n", store.Tip().Height, time.Since(t0).Round(time.Millisecond))
+	t0 = time.Now()
+	r, err := e.NameShow(ctx, []byte("d/example"), spv.LookupOptions{StreamID: "demo-tab"})
+	if err != nil {
+		return err
+	}
+	out, _ := json.MarshalIndent(r.JSON(spv.EncodingASCII, spv.EncodingASCII), "  ", "  ")
+	fmt.Printf("  name_show d/example (verified against our headers, %v):\n  %s\n", time.Since(t0).Round(time.Microsecond), out)
+	if string(r.Value) != string(value2) {
+		return errors.New("the withheld newest update did not win")
+	}
+	_, err = e.NameShow(ctx, []byte("d/nonexistent"), spv.LookupOptions{StreamID: "demo-tab"})
+	fmt.Printf("  name_show d/nonexistent: %v (RPC code -4, NXDOMAIN for ncdns)\n", err)
 	return nil
 }
 
