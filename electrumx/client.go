@@ -280,6 +280,12 @@ func decodeResult(method string, raw json.RawMessage, result any) error {
 	if result == nil {
 		return nil
 	}
+	if rm, ok := result.(*json.RawMessage); ok {
+		// Handed over as is: the caller decodes (and so validates) it,
+		// without a copy and a validating pass over megabytes of hex.
+		*rm = raw
+		return nil
+	}
 	if err := json.Unmarshal(raw, result); err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrBadReply, method, err)
 	}
@@ -376,7 +382,7 @@ func (c *Client) subscribe(method string, buf int) (chan json.RawMessage, error)
 }
 
 func (c *Client) readLoop() {
-	r := bufio.NewReaderSize(c.conn, 16<<10)
+	r := bufio.NewReaderSize(c.conn, 64<<10)
 	for {
 		line, err := readLine(r, c.max)
 		if err != nil {
@@ -441,9 +447,17 @@ func (c *Client) dispatch(line []byte) error {
 		}
 		return nil
 	}
-	var m message
-	if err := json.Unmarshal(line, &m); err != nil {
+	// One fast pass over the envelope: results can be megabytes of hex,
+	// which the caller's decoder validates.
+	fields, err := scanObject(line)
+	if err != nil {
 		return fmt.Errorf("%w: %s sent invalid JSON: %v", ErrProtocol, c.server, err)
+	}
+	m := message{ID: fields["id"], Result: fields["result"], Error: fields["error"], Params: fields["params"]}
+	if raw, ok := fields["method"]; ok {
+		if err := json.Unmarshal(raw, &m.Method); err != nil {
+			return fmt.Errorf("%w: %s sent a bad method name: %v", ErrProtocol, c.server, err)
+		}
 	}
 	return c.deliver(&m)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -162,32 +163,56 @@ func (c *Client) BlockHeaders(ctx context.Context, start int32, count int, cpHei
 	if cpHeight > 0 {
 		params = append(params, cpHeight)
 	}
-	var j struct {
-		Count   int        `json:"count"`
-		Max     int        `json:"max"`
-		Hex     *HexBytes  `json:"hex"`
-		Headers []HexBytes `json:"headers"`
-		Branch  []Hash     `json:"branch"`
-		Root    *Hash      `json:"root"`
-	}
-	if err := c.Call(ctx, "blockchain.block.headers", params, &j); err != nil {
+	r := &HeadersReply{}
+	var raw json.RawMessage
+	if err := c.Call(ctx, "blockchain.block.headers", params, &raw); err != nil {
 		return nil, err
 	}
-	r := &HeadersReply{Count: j.Count, Max: j.Max, Branch: hashes(j.Branch)}
-	switch {
-	case j.Hex != nil:
-		r.Raw = *j.Hex
-	case j.Headers != nil:
-		for _, h := range j.Headers {
+	if err := r.decode(raw); err != nil {
+		return nil, fmt.Errorf("%w: blockchain.block.headers: %v", ErrBadReply, err)
+	}
+	return r, nil
+}
+
+// decode reads a headers result. The hex member (megabytes) is decoded in
+// place; the small members go through encoding/json.
+func (r *HeadersReply) decode(raw []byte) error {
+	fields, err := scanObject(raw)
+	if err != nil {
+		return err
+	}
+	small := func(key string, v any) error {
+		if b, ok := fields[key]; ok {
+			return json.Unmarshal(b, v)
+		}
+		return nil
+	}
+	var branch []Hash
+	var root *Hash
+	var hdrs []HexBytes
+	if err := errors.Join(small("count", &r.Count), small("max", &r.Max),
+		small("branch", &branch), small("root", &root), small("headers", &hdrs)); err != nil {
+		return err
+	}
+	r.Branch = hashes(branch)
+	if root != nil {
+		r.Root = chainhash.Hash(*root)
+	}
+	switch hexField, ok := fields["hex"]; {
+	case ok:
+		var h HexBytes
+		if err := h.UnmarshalJSON(hexField); err != nil {
+			return err
+		}
+		r.Raw = h
+	case hdrs != nil:
+		for _, h := range hdrs {
 			r.Raw = append(r.Raw, h...)
 		}
 	default:
-		return nil, fmt.Errorf("%w: blockchain.block.headers without hex or headers", ErrBadReply)
+		return errors.New("no hex or headers member")
 	}
-	if j.Root != nil {
-		r.Root = chainhash.Hash(*j.Root)
-	}
-	return r, nil
+	return nil
 }
 
 // HistoryItem is one blockchain.scripthash.get_history entry.

@@ -6,6 +6,7 @@ package electrumxtest
 
 import (
 	"encoding/hex"
+	"strings"
 	"sync"
 
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
@@ -18,6 +19,7 @@ type Backend struct {
 	mu sync.RWMutex
 	// headers[h] is the full header (with AuxPoW) at height h.
 	headers [][]byte
+	hexes   []string // hex of headers, kept so chunk replies are cheap
 	hashes  []chainhash.Hash
 	// blockTxs[h] are the txids of block h in order.
 	blockTxs [][]chainhash.Hash
@@ -75,6 +77,7 @@ func (b *Backend) AddBlocks(blocks ...*chaingen.Block) {
 			b.txHeight[ids[i]] = blk.Height
 		}
 		b.headers = append(b.headers, blk.Raw)
+		b.hexes = append(b.hexes, hexOf(blk.Raw))
 		b.hashes = append(b.hashes, blk.Hash)
 		b.blockTxs = append(b.blockTxs, ids)
 	}
@@ -92,6 +95,7 @@ func (b *Backend) truncateLocked(height int32) {
 		}
 	}
 	b.headers, b.hashes, b.blockTxs = b.headers[:height], b.hashes[:height], b.blockTxs[:height]
+	b.hexes = b.hexes[:height]
 	for sh, h := range b.history {
 		kept := h[:0]
 		for _, e := range h {
@@ -114,6 +118,7 @@ func (b *Backend) AddRawHeader(raw []byte) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.headers = append(b.headers, raw)
+	b.hexes = append(b.hexes, hexOf(raw))
 	b.hashes = append(b.hashes, chainhash.DoubleHashH(raw[:80]))
 	b.blockTxs = append(b.blockTxs, nil)
 }
@@ -169,6 +174,22 @@ func (b *Backend) Header(height int32) ([]byte, bool) {
 		return nil, false
 	}
 	return b.headers[height], true
+}
+
+// joinedHex is the hex of headers start..start+count-1 joined, each cut
+// to 80 bytes when truncate is set.
+func (b *Backend) joinedHex(start, count int64, truncate bool) string {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	var sb strings.Builder
+	for h := start; h < start+count; h++ {
+		x := b.hexes[h]
+		if truncate {
+			x = x[:160]
+		}
+		sb.WriteString(x)
+	}
+	return sb.String()
 }
 
 // Tx returns a raw transaction and its height.
