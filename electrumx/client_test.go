@@ -399,7 +399,7 @@ func TestTLSPinning(t *testing.T) {
 	if !errors.Is(err, electrumx.ErrCertificateChanged) {
 		t.Fatalf("changed certificate: %v", err)
 	}
-	if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "forget-cert") {
+	if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), addr.Addr()) {
 		t.Fatalf("error does not say how to re-pin: %v", err)
 	}
 	if err := reloaded.Forget(addr); err != nil {

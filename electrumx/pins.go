@@ -69,8 +69,8 @@ func (p *PinStore) Check(server Server, cert *x509.Certificate) error {
 		}
 		return fmt.Errorf("%w: %s presented sha256 %s, pinned %s; if its operator "+
 			"really replaced the certificate, delete the %q entry from %s "+
-			"(or run 'ncspv forget-cert %s') and connect again",
-			ErrCertificateChanged, server, got, want, key, p.path, key)
+			"and connect again",
+			ErrCertificateChanged, server, got, want, key, p.path)
 	}
 	p.pins[key] = got
 	return p.saveLocked()
