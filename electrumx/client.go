@@ -93,6 +93,7 @@ type Client struct {
 
 type reply struct {
 	result json.RawMessage
+	hex    []byte // a streamed hex member, decoded (see readHexReply)
 	err    error
 }
 
@@ -293,27 +294,34 @@ func decodeResult(method string, raw json.RawMessage, result any) error {
 }
 
 func (c *Client) call(ctx context.Context, method string, params []any) (json.RawMessage, error) {
+	r, _, err := c.callHex(ctx, method, params)
+	return r, err
+}
+
+// callHex is call that also returns a hex member decoded while the reply
+// was read (nil when the reply did not take that path).
+func (c *Client) callHex(ctx context.Context, method string, params []any) (json.RawMessage, []byte, error) {
 	if params == nil {
 		params = []any{}
 	}
 	id, ch, err := c.register()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer c.unregister(id)
 	if err := c.write(ctx, request{"2.0", method, params, id}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	select {
 	case r := <-ch:
 		if r.err != nil {
-			return nil, fmt.Errorf("%s: %w", method, r.err)
+			return nil, nil, fmt.Errorf("%s: %w", method, r.err)
 		}
-		return r.result, nil
+		return r.result, r.hex, nil
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%s to %s: %w", method, c.server, ctx.Err())
+		return nil, nil, fmt.Errorf("%s to %s: %w", method, c.server, ctx.Err())
 	case <-c.closed:
-		return nil, fmt.Errorf("%s: %w", method, c.closeErr)
+		return nil, nil, fmt.Errorf("%s: %w", method, c.closeErr)
 	}
 }
 
@@ -384,11 +392,19 @@ func (c *Client) subscribe(method string, buf int) (chan json.RawMessage, error)
 func (c *Client) readLoop() {
 	r := bufio.NewReaderSize(c.conn, 64<<10)
 	for {
-		line, err := readLine(r, c.max)
+		var line, hexBody []byte
+		isHex, err := startsHexReply(r)
+		if err == nil {
+			if isHex {
+				line, hexBody, err = readHexReply(r, c.max)
+			} else {
+				line, err = readLine(r, c.max)
+			}
+		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				err = fmt.Errorf("%w: %s hung up", ErrClosed, c.server)
-			} else if errors.Is(err, ErrReplyTooLarge) {
+			} else if errors.Is(err, ErrReplyTooLarge) || errors.Is(err, ErrProtocol) {
 				err = fmt.Errorf("%s: %w", c.server, err)
 			} else {
 				err = fmt.Errorf("%w: read from %s: %v", ErrClosed, c.server, err)
@@ -399,7 +415,7 @@ func (c *Client) readLoop() {
 		if len(line) == 0 {
 			continue
 		}
-		if err := c.dispatch(line); err != nil {
+		if err := c.dispatch(line, hexBody); err != nil {
 			c.fail(err)
 			return
 		}
@@ -432,9 +448,10 @@ type message struct {
 	Error  json.RawMessage `json:"error"`
 	Method string          `json:"method"`
 	Params json.RawMessage `json:"params"`
+	hex    []byte
 }
 
-func (c *Client) dispatch(line []byte) error {
+func (c *Client) dispatch(line, hexBody []byte) error {
 	if line[0] == '[' {
 		var msgs []message
 		if err := json.Unmarshal(line, &msgs); err != nil {
@@ -453,7 +470,7 @@ func (c *Client) dispatch(line []byte) error {
 	if err != nil {
 		return fmt.Errorf("%w: %s sent invalid JSON: %v", ErrProtocol, c.server, err)
 	}
-	m := message{ID: fields["id"], Result: fields["result"], Error: fields["error"], Params: fields["params"]}
+	m := message{ID: fields["id"], Result: fields["result"], Error: fields["error"], Params: fields["params"], hex: hexBody}
 	if raw, ok := fields["method"]; ok {
 		if err := json.Unmarshal(raw, &m.Method); err != nil {
 			return fmt.Errorf("%w: %s sent a bad method name: %v", ErrProtocol, c.server, err)
@@ -482,7 +499,7 @@ func (c *Client) deliver(m *message) error {
 	case len(m.Result) == 0:
 		r.err = fmt.Errorf("%w: reply without result or error", ErrBadReply)
 	default:
-		r.result = m.Result
+		r.result, r.hex = m.Result, m.hex
 	}
 	c.mu.Lock()
 	ch, ok := c.pending[id]

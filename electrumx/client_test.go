@@ -496,3 +496,58 @@ func TestHoldSmallRepliesLikeElectrumX120(t *testing.T) {
 		t.Fatal("small replies were not held")
 	}
 }
+
+// TestStreamedHexReplies: chunk replies are decoded while read; malformed
+// ones fail that call clearly, and odd spacing falls back to the generic
+// decoder with the same result.
+func TestStreamedHexReplies(t *testing.T) {
+	prefix := `{"jsonrpc":"2.0","result":{"hex":"`
+	cases := []struct {
+		name string
+		raw  string
+		want error
+	}{
+		{"bad hex digit", prefix + `00zz","count":1,"max":2016},"id":2}`, electrumx.ErrProtocol},
+		{"odd-length hex", prefix + `000","count":1,"max":2016},"id":2}`, electrumx.ErrProtocol},
+		{"newline inside the hex", prefix + "00\n", electrumx.ErrProtocol},
+		{"endless hex", prefix + strings.Repeat("00", 600<<10), electrumx.ErrReplyTooLarge},
+		{"second hex member", prefix + `00","hex":"00","count":1},"id":2}`, electrumx.ErrBadReply},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t, electrumxtest.Options{})
+			cl, err := electrumx.Dial(ctx5(t), f.srv.Address(), electrumx.Config{Dial: directDial, MaxLine: 1 << 20})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			raw := c.raw
+			f.srv.SetHook(func(r electrumxtest.Request) *electrumxtest.Action {
+				if r.Method == "blockchain.block.headers" {
+					return &electrumxtest.Action{Raw: []byte(raw)}
+				}
+				return nil
+			})
+			ctx, cancel := context.WithTimeout(ctx5(t), 2*time.Second)
+			defer cancel()
+			_, err = cl.BlockHeaders(ctx, 1, 1, 0)
+			if !errors.Is(err, c.want) {
+				t.Fatalf("got %v, want %v", err, c.want)
+			}
+		})
+	}
+	// Spaces after the colons (another JSON writer): the generic path.
+	f := newFixture(t, electrumxtest.Options{Pad: true})
+	cl := f.dial(t)
+	want := f.g.Blocks[1].Raw
+	f.srv.SetHook(func(r electrumxtest.Request) *electrumxtest.Action {
+		if r.Method == "blockchain.block.headers" {
+			return &electrumxtest.Action{Raw: []byte(fmt.Sprintf(`{"jsonrpc": "2.0", "result": {"hex": "%x", "count": 1, "max": 2016}, "id": 2}`, want))}
+		}
+		return nil
+	})
+	r, err := cl.BlockHeaders(ctx5(t), 1, 1, 0)
+	if err != nil || !bytes.Equal(r.Raw, want) || r.Count != 1 {
+		t.Fatalf("generic path: %v", err)
+	}
+}

@@ -39,6 +39,13 @@ func FuzzDispatch(f *testing.F) {
 		if err != nil || len(l) == 0 {
 			return
 		}
-		_ = c.dispatch(l)
+		_ = c.dispatch(l, nil)
+		// The streaming path for hex replies, on the same bytes.
+		hr := bufio.NewReaderSize(bytes.NewReader(append(append(append([]byte{}, hexReplyPrefix...), line...), '\n')), 16)
+		if ok, err := startsHexReply(hr); err == nil && ok {
+			if rest, body, err := readHexReply(hr, 4096); err == nil {
+				_ = c.dispatch(rest, body)
+			}
+		}
 	})
 }

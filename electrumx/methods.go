@@ -164,11 +164,11 @@ func (c *Client) BlockHeaders(ctx context.Context, start int32, count int, cpHei
 		params = append(params, cpHeight)
 	}
 	r := &HeadersReply{}
-	var raw json.RawMessage
-	if err := c.Call(ctx, "blockchain.block.headers", params, &raw); err != nil {
+	raw, hexBody, err := c.callHex(ctx, "blockchain.block.headers", params)
+	if err != nil {
 		return nil, err
 	}
-	if err := r.decode(raw); err != nil {
+	if err := r.decode(raw, hexBody); err != nil {
 		return nil, fmt.Errorf("%w: blockchain.block.headers: %v", ErrBadReply, err)
 	}
 	return r, nil
@@ -176,7 +176,7 @@ func (c *Client) BlockHeaders(ctx context.Context, start int32, count int, cpHei
 
 // decode reads a headers result. The hex member (megabytes) is decoded in
 // place; the small members go through encoding/json.
-func (r *HeadersReply) decode(raw []byte) error {
+func (r *HeadersReply) decode(raw, hexBody []byte) error {
 	fields, err := scanObject(raw)
 	if err != nil {
 		return err
@@ -199,6 +199,11 @@ func (r *HeadersReply) decode(raw []byte) error {
 		r.Root = chainhash.Hash(*root)
 	}
 	switch hexField, ok := fields["hex"]; {
+	case ok && hexBody != nil:
+		if string(hexField) != `""` {
+			return errors.New("hex member read twice")
+		}
+		r.Raw = hexBody
 	case ok:
 		var h HexBytes
 		if err := h.UnmarshalJSON(hexField); err != nil {

@@ -85,15 +85,15 @@ func (e *Engine) fetchRange(ctx context.Context, c *electrumx.Client, start, end
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type slot struct {
-		start int32
-		ch    chan chunkResult
+		start, count int32
+		ch           chan chunkResult
 	}
 	var queue []slot
 	nextReq := start
 	issue := func() {
 		for len(queue) < e.cfg.Pipeline && nextReq <= end {
 			count := min(int32(e.cfg.ChunkSize), end-nextReq+1)
-			sl := slot{start: nextReq, ch: make(chan chunkResult, 1)}
+			sl := slot{start: nextReq, count: count, ch: make(chan chunkResult, 1)}
 			go func(from, count int32) {
 				rctx, rcancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
 				defer rcancel()
@@ -108,7 +108,25 @@ func (e *Engine) fetchRange(ctx context.Context, c *electrumx.Client, start, end
 			nextReq += count
 		}
 	}
+	// Each chunk is verified as it arrives (so its buffers can go), and
+	// verified headers are committed together, up to a retarget period's
+	// worth: a commit and its fsync per 504-header chunk would cost more
+	// than verifying them.
 	var stored int32
+	pend := &pending{store: e.cfg.Store, start: start}
+	flush := func() error {
+		if len(pend.run) == 0 {
+			return nil
+		}
+		err := e.cfg.Store.Connect(pend.run)
+		if err == nil {
+			stored += int32(len(pend.run))
+			p.update(pend.start + int32(len(pend.run)) - 1)
+		}
+		pend.start += int32(len(pend.run))
+		pend.run = nil
+		return err
+	}
 	issue()
 	for len(queue) > 0 {
 		sl := queue[0]
@@ -117,25 +135,76 @@ func (e *Engine) fetchRange(ctx context.Context, c *electrumx.Client, start, end
 		select {
 		case res = <-sl.ch:
 		case <-ctx.Done():
-			return stored, ctx.Err()
+			return stored, errors.Join(ctx.Err(), flush())
 		}
 		if res.err != nil {
-			return stored, res.err
+			return stored, errors.Join(res.err, flush())
 		}
-		n, err := e.storeChunk(ctx, c, res.start, res.raw)
-		stored += n
+		fhs, err := e.parseChunk(ctx, c, res.start, res.raw)
+		if err == nil {
+			err = e.verifyChunk(c, pend, res.start, fhs)
+		}
 		if err != nil {
-			return stored, err
+			return stored, errors.Join(err, flush())
 		}
-		p.update(res.start + n - 1)
-		if n == 0 || res.start+n != e.cfg.Store.Tip().Height+1 {
-			// A short reply: the server's chain moved or it withheld
-			// headers. Restart the pipeline from where we are.
+		short := int32(len(fhs)) < sl.count
+		if short || len(pend.run) >= chunkSize || (len(queue) == 0 && nextReq > end) {
+			if err := flush(); err != nil {
+				return stored, err
+			}
+		}
+		if short {
+			// The server's chain moved or it withheld headers: restart the
+			// pipeline from where we are.
 			return stored, nil
 		}
 		issue()
 	}
-	return stored, nil
+	return stored, flush()
+}
+
+// pending is the chain context of a sync batch: verified headers not yet
+// committed, on top of the store.
+type pending struct {
+	store *headers.Store
+	start int32
+	run   []headers.VerifiedHeader
+}
+
+func (p *pending) BlockAt(h int32) (headers.BlockInfo, bool) {
+	if h < p.start {
+		return p.store.BlockAt(h)
+	}
+	if i := int(h - p.start); i < len(p.run) {
+		return p.run[i].Info, true
+	}
+	return headers.BlockInfo{}, false
+}
+
+// verifyChunk verifies headers from start on top of the pending batch. A
+// first header that does not build on our block below is another branch,
+// not a lie: it returns ErrDoesNotConnect and the caller looks for the fork.
+func (e *Engine) verifyChunk(c *electrumx.Client, pend *pending, start int32, fhs []*headers.FullHeader) error {
+	if len(fhs) == 0 {
+		return nil
+	}
+	prev, ok := pend.BlockAt(start - 1)
+	if !ok {
+		return fmt.Errorf("%w: nothing below %d", headers.ErrDoesNotConnect, start)
+	}
+	if fhs[0].PrevBlock != prev.Hash {
+		return fmt.Errorf("%w: chunk at %d", headers.ErrDoesNotConnect, start)
+	}
+	vh, err := headers.VerifyHeaders(pend, prev, fhs, e.cfg.Now(), e.cfg.Params)
+	if err != nil {
+		var re headers.RuleError
+		if errors.As(err, &re) {
+			return lie(c.Server().String(), "headers from %d: %v", start, err)
+		}
+		return err
+	}
+	pend.run = append(pend.run, vh...)
+	return nil
 }
 
 // maxReorg bounds how many headers of a competing branch are held in
@@ -178,34 +247,17 @@ func (e *Engine) reorgTo(ctx context.Context, c *electrumx.Client, fork, serverT
 	return err
 }
 
-// storeChunk parses a chunk itself (never trusting the server's count or
-// split), verifies and stores it. A chunk that does not parse falls back
-// to single-header requests before the server is blamed.
-func (e *Engine) storeChunk(ctx context.Context, c *electrumx.Client, start int32, raw []byte) (int32, error) {
+// parseChunk parses a chunk itself (never trusting the server's count or
+// split). A chunk that does not parse falls back to single-header requests
+// before the server is blamed.
+func (e *Engine) parseChunk(ctx context.Context, c *electrumx.Client, start int32, raw []byte) ([]*headers.FullHeader, error) {
 	fhs, err := headers.ParseFullHeaders(raw)
 	if err != nil {
 		e.log.Warn("chunk reply does not parse; falling back to single headers",
 			"server", c.Server().String(), "start", start, "err", err)
-		if fhs, err = e.singleHeaders(ctx, c, start, 100); err != nil {
-			return 0, err
-		}
+		return e.singleHeaders(ctx, c, start, 100)
 	}
-	if len(fhs) == 0 {
-		return 0, nil
-	}
-	// A first header that does not build on our block below is another
-	// branch, not a lie: the caller looks for the fork.
-	if prev, ok := e.cfg.Store.BlockAt(start - 1); ok && fhs[0].PrevBlock != prev.Hash {
-		return 0, fmt.Errorf("%w: chunk at %d", headers.ErrDoesNotConnect, start)
-	}
-	if err := e.cfg.Store.AddHeaders(start, fhs, e.cfg.Now()); err != nil {
-		var re headers.RuleError
-		if errors.As(err, &re) {
-			return 0, lie(c.Server().String(), "header chunk at %d: %v", start, err)
-		}
-		return 0, err
-	}
-	return int32(len(fhs)), nil
+	return fhs, nil
 }
 
 // singleHeaders fetches count headers one per request (in one batch), the
