@@ -75,12 +75,46 @@ func (o *overlay) BlockAt(height int32) (BlockInfo, bool) {
 // one before it and pass CheckProofOfWork and CheckHeaderContext. The first
 // failure ends the run; its error names the height and wraps the RuleError.
 func VerifyHeaders(ctx ChainContext, prev BlockInfo, hdrs []*FullHeader, now time.Time, p *Params) ([]VerifiedHeader, error) {
+	return VerifyPrechecked(ctx, prev, Precheck(hdrs, p), now, p)
+}
+
+// Prechecked is a header with the outcome of its context-free checks
+// (CheckProofOfWork), which can run on another core ahead of the
+// contextual ones.
+type Prechecked struct {
+	Header *FullHeader
+	Hash   chainhash.Hash
+	PoWErr error
+}
+
+// Precheck hashes hdrs and runs CheckProofOfWork on each. It never fails:
+// outcomes are kept per header, so that VerifyPrechecked reports the first
+// bad header with the same rule, in the same order, as VerifyHeaders.
+func Precheck(hdrs []*FullHeader, p *Params) []Prechecked {
+	out := make([]Prechecked, len(hdrs))
+	for i, fh := range hdrs {
+		out[i] = Prechecked{Header: fh, Hash: fh.BlockHash()}
+		out[i].PoWErr = CheckProofOfWork(fh, out[i].Hash, p)
+	}
+	return out
+}
+
+// VerifyPrechecked finishes VerifyHeaders for prechecked headers: the
+// link, the precheck outcome, then the contextual rules, header by header.
+func VerifyPrechecked(ctx ChainContext, prev BlockInfo, pcs []Prechecked, now time.Time, p *Params) ([]VerifiedHeader, error) {
 	ov := &overlay{base: ctx, start: prev.Height + 1,
-		run: make([]VerifiedHeader, 0, len(hdrs))}
-	for _, fh := range hdrs {
+		run: make([]VerifiedHeader, 0, len(pcs))}
+	for _, pc := range pcs {
+		fh, hash := pc.Header, pc.Hash
 		height := prev.Height + 1
-		hash := fh.BlockHash()
-		if err := verifyOne(fh, hash, prev, ov, now, p); err != nil {
+		err := checkLink(fh, prev)
+		if err == nil {
+			err = pc.PoWErr
+		}
+		if err == nil {
+			err = CheckHeaderContext(&fh.Header, prev, ov, now, p)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("header %v at height %d: %w", hash, height, err)
 		}
 		info := NextBlockInfo(prev, &fh.Header, hash, p)
@@ -90,16 +124,13 @@ func VerifyHeaders(ctx ChainContext, prev BlockInfo, hdrs []*FullHeader, now tim
 	return ov.run, nil
 }
 
-func verifyOne(fh *FullHeader, hash chainhash.Hash, prev BlockInfo, ctx ChainContext, now time.Time, p *Params) error {
+func checkLink(fh *FullHeader, prev BlockInfo) error {
 	if fh.PrevBlock != prev.Hash {
 		return ruleError(ErrBadPrevBlock,
 			"previous block %v is not %v at height %d",
 			fh.PrevBlock, prev.Hash, prev.Height)
 	}
-	if err := CheckProofOfWork(fh, hash, p); err != nil {
-		return err
-	}
-	return CheckHeaderContext(&fh.Header, prev, ctx, now, p)
+	return nil
 }
 
 // NextBlockInfo is the BlockInfo of header h (whose hash is hash) on top

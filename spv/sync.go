@@ -24,7 +24,12 @@ var errServerBehind = errors.New("server is behind our tip")
 type chunkResult struct {
 	start int32
 	raw   []byte
-	err   error
+	// checked holds the parsed, prechecked headers when raw parsed; the
+	// context-free checks run here, in the request's goroutine, so that
+	// they use another core than the sync loop.
+	checked  []headers.Prechecked
+	parseErr error
+	err      error
 }
 
 // syncWith downloads, verifies and stores headers from s up to its tip,
@@ -102,7 +107,14 @@ func (e *Engine) fetchRange(ctx context.Context, c *electrumx.Client, start, end
 					sl.ch <- chunkResult{start: from, err: err}
 					return
 				}
-				sl.ch <- chunkResult{start: from, raw: r.Raw}
+				res := chunkResult{start: from, raw: r.Raw}
+				fhs, perr := headers.ParseFullHeaders(r.Raw)
+				if perr != nil {
+					res.parseErr = perr
+				} else {
+					res.checked = headers.Precheck(fhs, e.cfg.Params)
+				}
+				sl.ch <- res
 			}(nextReq, count)
 			queue = append(queue, sl)
 			nextReq += count
@@ -140,14 +152,20 @@ func (e *Engine) fetchRange(ctx context.Context, c *electrumx.Client, start, end
 		if res.err != nil {
 			return stored, errors.Join(res.err, flush())
 		}
-		fhs, err := e.parseChunk(ctx, c, res.start, res.raw)
-		if err == nil {
-			err = e.verifyChunk(c, pend, res.start, fhs)
+		checked := res.checked
+		if res.parseErr != nil {
+			e.log.Warn("chunk reply does not parse; falling back to single headers",
+				"server", c.Server().String(), "start", res.start, "err", res.parseErr)
+			fhs, err := e.singleHeaders(ctx, c, res.start, 100)
+			if err != nil {
+				return stored, errors.Join(err, flush())
+			}
+			checked = headers.Precheck(fhs, e.cfg.Params)
 		}
-		if err != nil {
+		if err := e.verifyChunk(c, pend, res.start, checked); err != nil {
 			return stored, errors.Join(err, flush())
 		}
-		short := int32(len(fhs)) < sl.count
+		short := int32(len(checked)) < sl.count
 		if short || len(pend.run) >= chunkSize || (len(queue) == 0 && nextReq > end) {
 			if err := flush(); err != nil {
 				return stored, err
@@ -184,18 +202,18 @@ func (p *pending) BlockAt(h int32) (headers.BlockInfo, bool) {
 // verifyChunk verifies headers from start on top of the pending batch. A
 // first header that does not build on our block below is another branch,
 // not a lie: it returns ErrDoesNotConnect and the caller looks for the fork.
-func (e *Engine) verifyChunk(c *electrumx.Client, pend *pending, start int32, fhs []*headers.FullHeader) error {
-	if len(fhs) == 0 {
+func (e *Engine) verifyChunk(c *electrumx.Client, pend *pending, start int32, checked []headers.Prechecked) error {
+	if len(checked) == 0 {
 		return nil
 	}
 	prev, ok := pend.BlockAt(start - 1)
 	if !ok {
 		return fmt.Errorf("%w: nothing below %d", headers.ErrDoesNotConnect, start)
 	}
-	if fhs[0].PrevBlock != prev.Hash {
+	if checked[0].Header.PrevBlock != prev.Hash {
 		return fmt.Errorf("%w: chunk at %d", headers.ErrDoesNotConnect, start)
 	}
-	vh, err := headers.VerifyHeaders(pend, prev, fhs, e.cfg.Now(), e.cfg.Params)
+	vh, err := headers.VerifyPrechecked(pend, prev, checked, e.cfg.Now(), e.cfg.Params)
 	if err != nil {
 		var re headers.RuleError
 		if errors.As(err, &re) {
@@ -245,19 +263,6 @@ func (e *Engine) reorgTo(ctx context.Context, c *electrumx.Client, fork, serverT
 		e.log.Info("switched to a branch with more work", "fork_height", fork, "height", tip.Height)
 	}
 	return err
-}
-
-// parseChunk parses a chunk itself (never trusting the server's count or
-// split). A chunk that does not parse falls back to single-header requests
-// before the server is blamed.
-func (e *Engine) parseChunk(ctx context.Context, c *electrumx.Client, start int32, raw []byte) ([]*headers.FullHeader, error) {
-	fhs, err := headers.ParseFullHeaders(raw)
-	if err != nil {
-		e.log.Warn("chunk reply does not parse; falling back to single headers",
-			"server", c.Server().String(), "start", start, "err", err)
-		return e.singleHeaders(ctx, c, start, 100)
-	}
-	return fhs, nil
 }
 
 // singleHeaders fetches count headers one per request (in one batch), the
