@@ -88,8 +88,11 @@ func (c Checkpoint) Anchor() headers.Anchor {
 			Hash:   c.PeriodEndHash,
 			Time:   c.PeriodEndTime,
 			// The period end's own bits are not part of the checkpoint;
-			// nothing after it needs them because NextBits is given.
-			NextBits: c.NextBits,
+			// nothing after it needs them because NextBits is given. The
+			// next block starts a period, so testnet's minimum-difficulty
+			// walk stops there, at NextBits.
+			NextBits:       c.NextBits,
+			LastNormalBits: c.NextBits,
 		},
 		Work: new(big.Int).Set(c.ChainWork),
 	}
