@@ -163,7 +163,9 @@ func (s stub) NameShow(ctx context.Context, name []byte, _ spv.LookupOptions) (*
 	return nil, &spv.NameError{Kind: spv.NameNeverExisted, Name: name}
 }
 
-func (stub) State() spv.State { return spv.State{Height: 7, TipHash: "ab", ServerHeight: 9, Synced: true} }
+func (stub) State() spv.State {
+	return spv.State{Height: 7, TipHash: "ab", ServerHeight: 9, Synced: true}
+}
 
 type rawReply struct {
 	status int
