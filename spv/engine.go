@@ -264,6 +264,12 @@ func (e *Engine) ensureSynced(ctx context.Context) error {
 	if synced {
 		return nil
 	}
+	// Never synced. If a sync is running (the daemon starts one), say so
+	// at once rather than keep the caller waiting past its deadline.
+	if !e.syncMu.TryLock() {
+		return fmt.Errorf("%w: the first header sync is running", ErrSyncing)
+	}
+	e.syncMu.Unlock()
 	if err := e.Sync(ctx); err != nil {
 		return fmt.Errorf("%w: %w", ErrSyncing, err)
 	}

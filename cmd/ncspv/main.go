@@ -1,9 +1,6 @@
-// Command ncspv is a lightweight Namecoin SPV client.
-//
-// This build has the verified header chain (AuxPoW codec, Namecoin Core's
-// header rules, the built-in mainnet checkpoint and the bbolt store) and a
-// demo that exercises it offline. Name lookups over ElectrumX and the RPC
-// server come later.
+// Command ncspv is a lightweight Namecoin SPV client: a daemon that serves
+// name_show to ncprop279 over JSON-RPC, with subcommands for one-off
+// lookups, syncing, status, an offline demo and a benchmark.
 package main
 
 import (
@@ -19,59 +16,93 @@ import (
 // version is set at release time with -ldflags "-X main.version=...".
 var version = "0.1.0-dev"
 
-type options struct {
-	Version bool `short:"V" long:"version" description:"Print version information and exit"`
+// activeConfig is the loaded configuration the running command reads.
+var activeConfig *config
+
+// versionFlag is parsed with the other options.
+type versionFlag struct {
+	Version bool `short:"V" long:"version" description:"Print version information and exit" no-ini:"true"`
+}
+
+func addCommands(p *flags.Parser) error {
+	cmds := []struct {
+		name, short, long string
+		data              any
+		hidden            bool
+	}{
+		{"daemon", "Run the daemon (the default)", "Syncs headers and serves the JSON-RPC until SIGINT, SIGTERM or the RPC stop.", &daemonCommand{}, false},
+		{"name-show", "Look one name up", "Looks NAME up and prints Namecoin Core's name_show result: locally (syncing first), or through a running daemon with --rpcconnect.", &nameShowCommand{}, false},
+		{"sync", "Sync headers and exit", "Syncs block headers from the checkpoint or the stored tip to the servers' tip and exits.", &syncCommand{}, false},
+		{"status", "Show the chain state", "Prints the stored chain state, or asks the running daemon (which holds the database).", &statusCommand{}, false},
+		{"demo", "Verify and store a generated regtest chain, offline",
+			"Generates a Namecoin regtest header chain whose blocks carry real " +
+				"AuxPoW structure, verifies every header with Namecoin Core's rules, " +
+				"stores it, shows a tampered header, a weaker branch and a heavier " +
+				"branch being handled, then a verified name_show from two fake " +
+				"ElectrumX servers on loopback. Needs no network.", &demoCommand{}, false},
+		{"bench", "Measure sync and lookups against local fake servers",
+			"Generates a regtest chain served by fake ElectrumX servers in a child " +
+				"process on loopback, then reports sync throughput (and its ratio to " +
+				"the raw transfer time), round trips per lookup, lookup latency " +
+				"p50/p99 at 1 and 100 concurrent lookups, and peak RSS.", &benchCommand{}, false},
+		{"bench-server", "", "", &benchServerCommand{}, true},
+	}
+	for _, c := range cmds {
+		cmd, err := p.AddCommand(c.name, c.short, c.long, c.data)
+		if err != nil {
+			return err
+		}
+		cmd.Hidden = c.hidden
+	}
+	p.SubcommandsOptional = true
+	return nil
 }
 
 func main() {
-	var opts options
-	parser := flags.NewParser(&opts, flags.HelpFlag|flags.PassDoubleDash)
-	parser.Name = "ncspv"
-	parser.ShortDescription = "lightweight Namecoin SPV client"
-	parser.LongDescription = "ncspv verifies Namecoin block headers (AuxPoW, " +
-		"merge-mined with Bitcoin) with Namecoin Core's own rules from a " +
-		"built-in checkpoint and stores them in a bbolt database."
-	parser.SubcommandsOptional = true
+	os.Exit(run(os.Args[1:], os.Getenv))
+}
 
-	demo := &demoCommand{}
-	if _, err := parser.AddCommand("demo", "Verify and store a generated regtest chain, offline",
-		"Generates a Namecoin regtest header chain whose blocks carry real "+
-			"AuxPoW structure, verifies every header with Namecoin Core's rules, "+
-			"stores it, then shows a tampered header, a weaker branch and a "+
-			"heavier branch being handled. Needs no network.", demo); err != nil {
-		fatal(err)
+// run loads the configuration and runs the chosen command (the daemon
+// without one). It returns the exit status.
+func run(args []string, getenv func(string) string) int {
+	var vf versionFlag
+	var chosen flags.Commander
+	var chosenArgs []string
+	withCommands := func(p *flags.Parser) error {
+		if _, err := p.AddGroup("Application Options", "", &vf); err != nil {
+			return err
+		}
+		// Commands run after all configuration is loaded, not while the
+		// command line is parsed.
+		p.CommandHandler = func(cmd flags.Commander, a []string) error {
+			chosen, chosenArgs = cmd, a
+			return nil
+		}
+		return addCommands(p)
 	}
-
-	if _, err := parser.AddCommand("bench", "Measure sync and lookups against local fake servers",
-		"Generates a regtest chain served by fake ElectrumX servers in a child "+
-			"process on loopback, then reports sync throughput (and its ratio to "+
-			"the raw transfer time), round trips per lookup, lookup latency "+
-			"p50/p99 at 1 and 100 concurrent lookups, and peak RSS.", &benchCommand{}); err != nil {
-		fatal(err)
-	}
-	hidden, err := parser.AddCommand("bench-server", "", "", &benchServerCommand{})
-	if err != nil {
-		fatal(err)
-	}
-	hidden.Hidden = true
-
-	_, err = parser.Parse()
+	cfg, _, _, err := loadConfig(args, getenv, withCommands)
 	var ferr *flags.Error
 	if errors.As(err, &ferr) && ferr.Type == flags.ErrHelp {
 		fmt.Fprint(os.Stdout, ferr.Message)
-		return
+		return 0
+	}
+	if vf.Version {
+		printVersion()
+		return 0
 	}
 	if err != nil {
-		fatal(err)
+		fmt.Fprintln(os.Stderr, "ncspv:", err)
+		return 2
 	}
-	if opts.Version {
-		printVersion()
-		return
+	activeConfig = cfg
+	if chosen == nil {
+		chosen = &daemonCommand{}
 	}
-	if parser.Active == nil {
-		parser.WriteHelp(os.Stderr)
-		os.Exit(2)
+	if err := chosen.Execute(chosenArgs); err != nil {
+		fmt.Fprintln(os.Stderr, "ncspv:", err)
+		return 1
 	}
+	return 0
 }
 
 func printVersion() {
@@ -81,9 +112,4 @@ func printVersion() {
 			fmt.Printf("  %s %s\n", d.Path, d.Version)
 		}
 	}
-}
-
-func fatal(err error) {
-	fmt.Fprintln(os.Stderr, "ncspv:", err)
-	os.Exit(1)
 }

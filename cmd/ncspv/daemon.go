@@ -1,0 +1,339 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/ncspv/ncspv/checkpoints"
+	"github.com/ncspv/ncspv/electrumx"
+	"github.com/ncspv/ncspv/headers"
+	"github.com/ncspv/ncspv/rpc"
+	"github.com/ncspv/ncspv/spv"
+	"github.com/ncspv/ncspv/tor"
+)
+
+// node is the wired engine: store, connections and engine.
+type node struct {
+	r      *resolved
+	log    *slog.Logger
+	store  *headers.Store
+	pool   *electrumx.Pool
+	engine *spv.Engine
+}
+
+func newLogger(level slog.Level, getenv func(string) string) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if getenv("JOURNAL_STREAM") != "" {
+		// journald stamps lines itself.
+		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+var chainName = map[string]string{"mainnet": "main", "testnet": "test", "regtest": "regtest"}
+
+func openNode(cfg *config, r *resolved, log *slog.Logger) (*node, error) {
+	if err := os.MkdirAll(r.netDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	cp := checkpoints.ForNetwork(r.params)
+	store, err := headers.OpenStore(filepath.Join(r.netDir, "headers.db"), r.params, cp.Anchor(), headers.StoreOptions{})
+	if err != nil {
+		return nil, err
+	}
+	pins, err := electrumx.OpenPinStore(filepath.Join(r.netDir, "tls-pins.json"))
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	pool := electrumx.NewPool(electrumx.Config{Pins: pins, ClientName: "ncspv " + version, Logger: log})
+	addrs := spv.MainNetAddresses
+	switch r.params {
+	case &headers.TestNetParams:
+		addrs = spv.TestNetAddresses
+	case &headers.RegTestParams:
+		addrs = spv.RegTestAddresses
+	}
+	e, err := spv.New(spv.Config{
+		Params: r.params, Addresses: addrs, Checkpoint: cp, Store: store,
+		Servers: r.servers, Router: tor.NewRouter(r.proxy), Pool: pool,
+		Confirmations: int32(cfg.Confirmations), Logger: log,
+	})
+	if err != nil {
+		pool.Close()
+		store.Close()
+		return nil, err
+	}
+	return &node{r: r, log: log, store: store, pool: pool, engine: e}, nil
+}
+
+func (n *node) close() {
+	n.engine.Close()
+	n.pool.Close()
+	if err := n.store.Close(); err != nil {
+		n.log.Error("closing the header database", "err", err)
+	}
+}
+
+// daemonCommand runs ncspv as a service. It is also what a bare "ncspv"
+// runs.
+type daemonCommand struct{}
+
+func (c *daemonCommand) Execute([]string) error {
+	return runDaemon(context.Background(), activeConfig, os.Getenv, nil)
+}
+
+// runDaemon syncs, serves the RPC and stops on SIGINT, SIGTERM or the RPC
+// "stop", all through one shutdown path. ready, if not nil, receives the
+// RPC listen addresses once serving.
+func runDaemon(parent context.Context, cfg *config, getenv func(string) string, ready chan<- []string) error {
+	r, err := cfg.resolve(getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(r.logLevel, getenv)
+	ctx, stop := signal.NotifyContext(parent, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	n, err := openNode(cfg, r, log)
+	if err != nil {
+		return err
+	}
+	defer n.close()
+	tip := n.store.Tip()
+	log.Info("ncspv starting", "version", version, "network", r.params.Name, "data", r.netDir,
+		"height", tip.Height, "proxy", r.proxy.String(), "servers", len(r.servers))
+
+	srv, err := rpc.New(rpc.Config{
+		Backend: n.engine, Chain: chainName[r.params.Name],
+		User: cfg.RPCUser, Pass: cfg.RPCPass, CookiePath: r.cookie,
+		Stop: stop, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	if cfg.RPCPass == "" {
+		log.Info("RPC cookie written", "path", r.cookie)
+	}
+	var servers []*http.Server
+	var addrs []string
+	var wg sync.WaitGroup
+	for _, addr := range r.rpcListen {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("RPC listen on %s: %w", addr, err)
+		}
+		hs := srv.NewHTTPServer()
+		servers = append(servers, hs)
+		addrs = append(addrs, ln.Addr().String())
+		log.Info("RPC listening", "address", ln.Addr().String())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("RPC server stopped", "err", err)
+				stop()
+			}
+		}()
+	}
+	if ready != nil {
+		ready <- addrs
+	}
+
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if cfg.Follow {
+			n.engine.Follow(ctx)
+			return
+		}
+		if err := n.engine.Sync(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("initial header sync failed; lookups will retry", "err", err)
+		}
+	}()
+
+	<-ctx.Done()
+	log.Info("ncspv stopping")
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, hs := range servers {
+		hs.Shutdown(shutdown)
+	}
+	wg.Wait()
+	return nil
+}
+
+// syncCommand syncs headers and exits.
+type syncCommand struct{}
+
+func (c *syncCommand) Execute([]string) error {
+	cfg := activeConfig
+	r, err := cfg.resolve(os.Getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(r.logLevel, os.Getenv)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	n, err := openNode(cfg, r, log)
+	if err != nil {
+		return err
+	}
+	defer n.close()
+	if err := n.engine.Sync(ctx); err != nil {
+		return err
+	}
+	st := n.engine.State()
+	fmt.Printf("%s synced: height %d, tip %s\n", r.params.Name, st.Height, st.TipHash)
+	return nil
+}
+
+// nameShowCommand looks one name up, locally or through a running daemon.
+type nameShowCommand struct {
+	RPCConnect    string `long:"rpcconnect" description:"Ask the daemon at this address instead of looking up locally"`
+	StreamID      string `long:"streamid" description:"Stream isolation ID of the lookup"`
+	NameEncoding  string `long:"name-encoding" default:"ascii" description:"ascii, utf8 or hex"`
+	ValueEncoding string `long:"value-encoding" default:"ascii" description:"ascii, utf8 or hex"`
+	AllowExpired  bool   `long:"allow-expired" description:"Show an expired name instead of failing"`
+	Args          struct {
+		Name string `positional-arg-name:"NAME" required:"true"`
+	} `positional-args:"true"`
+}
+
+func (c *nameShowCommand) Execute([]string) error {
+	cfg := activeConfig
+	r, err := cfg.resolve(os.Getenv)
+	if err != nil {
+		return err
+	}
+	nameEnc, err := spv.ParseEncoding(c.NameEncoding)
+	if err != nil {
+		return err
+	}
+	valueEnc, err := spv.ParseEncoding(c.ValueEncoding)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if c.RPCConnect != "" {
+		opts := map[string]any{"nameEncoding": string(nameEnc), "valueEncoding": string(valueEnc), "allowExpired": c.AllowExpired}
+		if c.StreamID != "" {
+			opts["streamID"] = c.StreamID
+		}
+		res, err := callRPC(ctx, c.RPCConnect, cfg, r, "name_show", []any{c.Args.Name, opts})
+		if err != nil {
+			return err
+		}
+		return printJSON(res)
+	}
+	name, err := spv.Decode(c.Args.Name, nameEnc)
+	if err != nil {
+		return err
+	}
+	n, err := openNode(cfg, r, newLogger(r.logLevel, os.Getenv))
+	if err != nil {
+		return err
+	}
+	defer n.close()
+	res, err := n.engine.NameShow(ctx, name, spv.LookupOptions{StreamID: c.StreamID, AllowExpired: c.AllowExpired})
+	if err != nil {
+		return err
+	}
+	return printJSON(res.JSON(nameEnc, valueEnc))
+}
+
+// statusCommand prints the chain state: from the daemon if one runs
+// (it holds the database), else from the database.
+type statusCommand struct{}
+
+func (c *statusCommand) Execute([]string) error {
+	cfg := activeConfig
+	r, err := cfg.resolve(os.Getenv)
+	if err != nil {
+		return err
+	}
+	cp := checkpoints.ForNetwork(r.params)
+	store, err := headers.OpenStore(filepath.Join(r.netDir, "headers.db"), r.params, cp.Anchor(),
+		headers.StoreOptions{LockTimeout: 200 * time.Millisecond})
+	if errors.Is(err, headers.ErrDatabaseInUse) {
+		res, err := callRPC(context.Background(), r.rpcListen[0], cfg, r, "getblockchaininfo", nil)
+		if err != nil {
+			return fmt.Errorf("the database is in use and the daemon's RPC did not answer: %w", err)
+		}
+		return printJSON(res)
+	}
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	tip := store.Tip()
+	return printJSON(map[string]any{"chain": chainName[r.params.Name], "blocks": tip.Height,
+		"bestblockhash": tip.Hash.String(), "oldest_stored": store.Base(), "daemon": "not running"})
+}
+
+func printJSON(v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	fmt.Println(string(b))
+	return nil
+}
+
+// callRPC calls the daemon with the configured user/password or cookie.
+func callRPC(ctx context.Context, addr string, cfg *config, r *resolved, method string, params []any) (json.RawMessage, error) {
+	user, pass := cfg.RPCUser, cfg.RPCPass
+	if pass == "" {
+		b, err := os.ReadFile(r.cookie)
+		if err != nil {
+			return nil, fmt.Errorf("read RPC cookie: %w", err)
+		}
+		u, p, ok := strings.Cut(strings.TrimSpace(string(b)), ":")
+		if !ok {
+			return nil, fmt.Errorf("cookie file %s is malformed", r.cookie)
+		}
+		user, pass = u, p
+	}
+	body, _ := json.Marshal(map[string]any{"jsonrpc": "1.0", "id": 1, "method": method, "params": params})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.SetBasicAuth(user, pass)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Result json.RawMessage `json:"result"`
+		Error  *rpc.Error      `json:"error"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("RPC reply (HTTP %d): %w", resp.StatusCode, err)
+	}
+	if out.Error != nil {
+		return nil, out.Error
+	}
+	return out.Result, nil
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/btcsuite/btcd/btcjson"
+	"github.com/btcsuite/btcd/rpcclient"
+	"github.com/namecoin/ncbtcjson"
+	"github.com/namecoin/ncrpcclient"
+	"github.com/ncspv/ncspv/electrumx/electrumxtest"
+	"github.com/ncspv/ncspv/headers"
+	"github.com/ncspv/ncspv/internal/chaingen"
+)
+
+// TestDaemon runs the daemon against a fake ElectrumX server (regtest,
+// proxy none), resolves a name through ncprop279's client library with the
+// cookie, and stops it with the RPC stop: the cookie is removed and the
+// database is released.
+func TestDaemon(t *testing.T) {
+	g := chaingen.New(&headers.RegTestParams, 5)
+	for h := 1; h <= 40; h++ {
+		var txs [][]byte
+		if h == 30 {
+			txs = append(txs, chaingen.NameTx(chaingen.OpFirstUpdate, []byte("d/daemon"), []byte(`{"ip":"9.9.9.9"}`), [20]byte{4}, 0, 30))
+		}
+		g.Next(chaingen.Spec{Txs: txs})
+	}
+	b := electrumxtest.FromChain(g)
+	b.IndexNames()
+	srv, err := electrumxtest.NewServer(b, electrumxtest.Options{Pad: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+
+	dir := t.TempDir()
+	cfg, _, _, err := loadConfig([]string{"--regtest", "--datadir", dir, "--server", srv.Address().String(),
+		"--proxy=none", "--rpclisten=127.0.0.1:0", "--confirmations=3", "--debuglevel=error"}, env(nil), noCommands)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan []string, 1)
+	done := make(chan error, 1)
+	go func() { done <- runDaemon(context.Background(), cfg, env(nil), ready) }()
+	var addrs []string
+	select {
+	case addrs = <-ready:
+	case err := <-done:
+		t.Fatalf("daemon exited: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon did not start")
+	}
+	cookie := filepath.Join(dir, "regtest", ".cookie")
+	client, err := ncrpcclient.New(&rpcclient.ConnConfig{Host: addrs[0], CookiePath: cookie, HTTPPostMode: true, DisableTLS: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Shutdown()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, err := client.NameShow("d/daemon", &ncbtcjson.NameShowOptions{StreamID: "tab"})
+		if err == nil {
+			if r.Value != `{"ip":"9.9.9.9"}` || r.Height != 30 {
+				t.Fatalf("name_show %+v", r)
+			}
+			break
+		}
+		var rerr *btcjson.RPCError
+		if !errors.As(err, &rerr) || rerr.Code != -10 || time.Now().After(deadline) {
+			t.Fatalf("name_show: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond) // still on the first sync
+	}
+	if _, err := client.RawRequest("stop", nil); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("daemon: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("daemon did not stop")
+	}
+	if _, err := os.Stat(cookie); !os.IsNotExist(err) {
+		t.Fatal("cookie left behind")
+	}
+	s, err := headers.OpenStore(filepath.Join(dir, "regtest", "headers.db"), &headers.RegTestParams,
+		headers.RegTestParams.GenesisAnchor(), headers.StoreOptions{LockTimeout: time.Second})
+	if err != nil {
+		t.Fatalf("database not released: %v", err)
+	}
+	defer s.Close()
+	if s.Tip().Height != 40 {
+		t.Fatalf("stored tip %d", s.Tip().Height)
+	}
+}
