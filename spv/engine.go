@@ -221,7 +221,7 @@ func (e *Engine) Sync(ctx context.Context) error {
 		if errors.As(err, &lieErr) || errors.As(err, &ruleErr) || errors.Is(err, headers.ErrNotMoreWork) {
 			e.demote(s, err)
 		} else {
-			e.log.Info("sync from server failed", "server", s.String(), "err", err)
+			e.log.Debug("sync from server failed", "server", s.String(), "err", err)
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", s, err))
 	}
