@@ -100,3 +100,46 @@ func TestDaemon(t *testing.T) {
 		t.Fatalf("stored tip %d", s.Tip().Height)
 	}
 }
+
+// TestSubcommands runs sync, name-show and status the way a user types
+// them, and checks the exit statuses of help, version and bad input.
+func TestSubcommands(t *testing.T) {
+	g := chaingen.New(&headers.RegTestParams, 6)
+	for h := 1; h <= 20; h++ {
+		var txs [][]byte
+		if h == 10 {
+			txs = append(txs, chaingen.NameTx(chaingen.OpFirstUpdate, []byte("d/cli"), []byte("v"), [20]byte{4}, 0, 10))
+		}
+		g.Next(chaingen.Spec{Txs: txs})
+	}
+	b := electrumxtest.FromChain(g)
+	b.IndexNames()
+	srv, err := electrumxtest.NewServer(b, electrumxtest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	dir := t.TempDir()
+	common := []string{"--regtest", "--datadir", dir, "--server", srv.Address().String(), "--proxy=none", "--debuglevel=error"}
+	args := func(extra ...string) []string { return append(append([]string{}, common...), extra...) }
+	e := env(map[string]string{"HOME": dir})
+	for _, c := range []struct {
+		args []string
+		want int
+	}{
+		{args("sync"), 0},
+		{args("name-show", "--confirmations=1", "d/cli"), 0},
+		{args("name-show", "d/none"), 1},
+		{args("name-show", "--name-encoding=hex", "zz"), 1},
+		{args("status"), 0},
+		{[]string{"--help"}, 0},
+		{[]string{"name-show", "--help"}, 0},
+		{[]string{"-V"}, 0},
+		{[]string{"--no-such-flag"}, 2},
+		{args("name-show"), 2},
+	} {
+		if got := run(c.args, e); got != c.want {
+			t.Errorf("ncspv %v: exit %d, want %d", c.args[len(common)-min(len(common), len(c.args)):], got, c.want)
+		}
+	}
+}
