@@ -155,6 +155,9 @@ func runDaemon(parent context.Context, cfg *config, getenv func(string) string, 
 			}
 		}()
 	}
+	if err := sdNotify(getenv, "READY=1"); err != nil {
+		log.Warn("systemd notification failed", "err", err)
+	}
 	if ready != nil {
 		ready <- addrs
 	}
@@ -173,6 +176,7 @@ func runDaemon(parent context.Context, cfg *config, getenv func(string) string, 
 
 	<-ctx.Done()
 	log.Info("ncspv stopping")
+	sdNotify(getenv, "STOPPING=1")
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, hs := range servers {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -44,9 +45,18 @@ func TestDaemon(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A systemd notify socket, to see READY=1 once the RPC listens.
+	notifyPath := filepath.Join(dir, "notify.sock")
+	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notify.Close()
 	ready := make(chan []string, 1)
 	done := make(chan error, 1)
-	go func() { done <- runDaemon(context.Background(), cfg, env(nil), ready) }()
+	go func() {
+		done <- runDaemon(context.Background(), cfg, env(map[string]string{"NOTIFY_SOCKET": notifyPath}), ready)
+	}()
 	var addrs []string
 	select {
 	case addrs = <-ready:
@@ -54,6 +64,11 @@ func TestDaemon(t *testing.T) {
 		t.Fatalf("daemon exited: %v", err)
 	case <-time.After(10 * time.Second):
 		t.Fatal("daemon did not start")
+	}
+	buf := make([]byte, 64)
+	notify.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, _, err := notify.ReadFromUnix(buf); err != nil || string(buf[:n]) != "READY=1" {
+		t.Fatalf("systemd notification: %q %v", buf[:n], err)
 	}
 	cookie := filepath.Join(dir, "regtest", ".cookie")
 	client, err := ncrpcclient.New(&rpcclient.ConnConfig{Host: addrs[0], CookiePath: cookie, HTTPPostMode: true, DisableTLS: true}, nil)

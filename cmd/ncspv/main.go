@@ -16,8 +16,12 @@ import (
 // version is set at release time with -ldflags "-X main.version=...".
 var version = "0.1.0-dev"
 
-// activeConfig is the loaded configuration the running command reads.
-var activeConfig *config
+// activeConfig is the loaded configuration the running command reads;
+// activeParser is its parser (for the man page).
+var (
+	activeConfig *config
+	activeParser *flags.Parser
+)
 
 // versionFlag is parsed with the other options.
 type versionFlag struct {
@@ -46,6 +50,7 @@ func addCommands(p *flags.Parser) error {
 				"the raw transfer time), round trips per lookup, lookup latency " +
 				"p50/p99 at 1 and 100 concurrent lookups, and peak RSS.", &benchCommand{}, false},
 		{"bench-server", "", "", &benchServerCommand{}, true},
+		{"manpage", "Write the man page (troff) to standard output", "Writes ncspv(1) generated from the options; SOURCE_DATE_EPOCH sets its date.", &manPageCommand{}, true},
 	}
 	for _, c := range cmds {
 		cmd, err := p.AddCommand(c.name, c.short, c.long, c.data)
@@ -80,7 +85,7 @@ func run(args []string, getenv func(string) string) int {
 		}
 		return addCommands(p)
 	}
-	cfg, _, _, err := loadConfig(args, getenv, withCommands)
+	cfg, parser, _, err := loadConfig(args, getenv, withCommands)
 	var ferr *flags.Error
 	if errors.As(err, &ferr) && ferr.Type == flags.ErrHelp {
 		fmt.Fprint(os.Stdout, ferr.Message)
@@ -94,7 +99,7 @@ func run(args []string, getenv func(string) string) int {
 		fmt.Fprintln(os.Stderr, "ncspv:", err)
 		return 2
 	}
-	activeConfig = cfg
+	activeConfig, activeParser = cfg, parser
 	if chosen == nil {
 		chosen = &daemonCommand{}
 	}
@@ -112,4 +117,12 @@ func printVersion() {
 			fmt.Printf("  %s %s\n", d.Path, d.Version)
 		}
 	}
+}
+
+// manPageCommand writes ncspv(1).
+type manPageCommand struct{}
+
+func (c *manPageCommand) Execute([]string) error {
+	activeParser.WriteManPage(os.Stdout)
+	return nil
 }
