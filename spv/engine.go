@@ -75,6 +75,7 @@ type Engine struct {
 	bgCancel   context.CancelFunc
 	bgWG       sync.WaitGroup
 	catchingUp bool
+	following  bool // Follow is running: keep the sync connections
 }
 
 // New checks cfg and makes an engine.
@@ -279,6 +280,14 @@ func (e *Engine) ensureSynced(ctx context.Context) error {
 // Follow keeps syncing as servers announce new tips, until ctx ends.
 // Without it (Whonix prefers idle apps silent) lookups catch up on demand.
 func (e *Engine) Follow(ctx context.Context) {
+	e.mu.Lock()
+	e.following = true
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		e.following = false
+		e.mu.Unlock()
+	}()
 	for ctx.Err() == nil {
 		if err := e.Sync(ctx); err != nil && ctx.Err() == nil {
 			e.log.Warn("sync failed; retrying in 30s", "err", err)

@@ -53,3 +53,21 @@ func TestFollow(t *testing.T) {
 		t.Fatal("Follow did not stop with its context")
 	}
 }
+
+// TestIdleAfterSync: without Follow, the sync connection (whose header
+// subscription would make the server announce every block) is closed
+// once the sync is done.
+func TestIdleAfterSync(t *testing.T) {
+	nc := buildNamedChain(82)
+	srv := startServer(t, nc.backend(), "1.4.3")
+	e, _ := newEngine(t, &headers.RegTestParams, []electrumx.Server{srv.Address()}, 3, 1)
+	defer e.Close()
+	syncEngine(t, e)
+	deadline := time.Now().Add(5 * time.Second)
+	for srv.OpenConns() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still open after sync", srv.OpenConns())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -40,6 +40,15 @@ func (e *Engine) syncWith(ctx context.Context, s electrumx.Server) error {
 	if err != nil {
 		return err
 	}
+	e.mu.Lock()
+	following := e.following
+	e.mu.Unlock()
+	if !following {
+		// The subscription below makes the server announce every block:
+		// when not following, hang up after the sync so that an idle
+		// ncspv makes no traffic.
+		defer e.cfg.Pool.Drop(c)
+	}
 	tctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
 	note, _, err := c.SubscribeHeaders(tctx)
 	cancel()

@@ -160,6 +160,13 @@ func (s *Server) Log() []Request {
 	return append([]Request(nil), s.log...)
 }
 
+// OpenConns is how many client connections are open now.
+func (s *Server) OpenConns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
 // Held is how many replies the small-reply timer delayed.
 func (s *Server) Held() int {
 	s.mu.Lock()
