@@ -50,9 +50,9 @@ func addCommands(p *flags.Parser) error {
 				"the raw transfer time), round trips per lookup, lookup latency " +
 				"p50/p99 at 1 and 100 concurrent lookups, and peak RSS.", &benchCommand{}, false},
 		{"checkpoint", "Build a checkpoint from a trusted Namecoin Core (release managers)",
-			"Asks a trusted Namecoin Core for every block hash up to the checkpoint height "+
-				"and prints the checkpoint: the cp_height merkle root over them, the last "+
-				"retarget period end below it with its hash, time and chain work, and the "+
+			"Asks a trusted Namecoin Core for every block hash up to the checkpoint height " +
+				"and prints the checkpoint: the cp_height merkle root over them, the last " +
+				"retarget period end below it with its hash, time and chain work, and the " +
 				"next period's bits.", &checkpointCommand{}, false},
 		{"bench-server", "", "", &benchServerCommand{}, true},
 		{"manpage", "Write the man page (troff) to standard output", "Writes ncspv(1) generated from the options; SOURCE_DATE_EPOCH sets its date.", &manPageCommand{}, true},
