@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -155,6 +156,68 @@ func TestSubcommands(t *testing.T) {
 	} {
 		if got := run(c.args, e); got != c.want {
 			t.Errorf("ncspv %v: exit %d, want %d", c.args[len(common)-min(len(common), len(c.args)):], got, c.want)
+		}
+	}
+}
+
+// TestProp279Command drives "ncspv prop279" through a running daemon, as
+// StemNS drives ncprop279.
+func TestProp279Command(t *testing.T) {
+	g := chaingen.New(&headers.RegTestParams, 8)
+	for h := 1; h <= 20; h++ {
+		var txs [][]byte
+		if h == 10 {
+			txs = append(txs, chaingen.NameTx(chaingen.OpFirstUpdate, []byte("d/example"),
+				[]byte(`{"ip":"192.0.2.5","map":{"_tor":{"txt":"exampleonionaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.onion"}}}`), [20]byte{4}, 0, 10))
+		}
+		g.Next(chaingen.Spec{Txs: txs})
+	}
+	b := electrumxtest.FromChain(g)
+	b.IndexNames()
+	srv, err := electrumxtest.NewServer(b, electrumxtest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	dir := t.TempDir()
+	args := []string{"--regtest", "--datadir", dir, "--server", srv.Address().String(), "--proxy=none",
+		"--rpclisten=127.0.0.1:0", "--rpcuser=u", "--rpcpass=p", "--confirmations=1", "--debuglevel=error"}
+	cfg, _, _, err := loadConfig(args, env(nil), noCommands)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan []string, 1)
+	done := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { done <- runDaemon(ctx, cfg, env(nil), ready) }()
+	addr := (<-ready)[0]
+	defer func() { cancel(); <-done }()
+	// Wait for the first sync.
+	for i := 0; i < 100; i++ {
+		if _, err := callRPC(context.Background(), addr, cfg, nil, "name_show", []any{"d/example"}); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	in, out := filepath.Join(dir, "in"), filepath.Join(dir, "out")
+	os.WriteFile(in, []byte("RESOLVE 1 example.bit s1\nRESOLVE 2 example.bit.onion s2\nRESOLVE 3 nothing.bit s1\nRESOLVE 4 example.com s1\n"), 0o600)
+	stdin, _ := os.Open(in)
+	stdout, _ := os.Create(out)
+	oldIn, oldOut := os.Stdin, os.Stdout
+	os.Stdin, os.Stdout = stdin, stdout
+	code := run(append(args, "prop279", "--rpcconnect", addr, "--conf=/etc/ncprop279.conf"), env(nil))
+	os.Stdin, os.Stdout = oldIn, oldOut
+	stdin.Close()
+	stdout.Close()
+	if code != 0 {
+		t.Fatalf("prop279 exit %d", code)
+	}
+	got, _ := os.ReadFile(out)
+	for _, want := range []string{"INIT 1 0", "RESOLVED 1 0 exampleonion", "RESOLVED 2 0 exampleonion",
+		`RESOLVED 3 3 "nothing.bit is not registered"`, `RESOLVED 4 2 "example.com is not a Namecoin domain"`} {
+		if !strings.Contains(string(got), want) {
+			t.Fatalf("prop279 output lacks %q:\n%s", want, got)
 		}
 	}
 }

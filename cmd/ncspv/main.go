@@ -36,6 +36,10 @@ func addCommands(p *flags.Parser) error {
 	}{
 		{"daemon", "Run the daemon (the default)", "Syncs headers and serves the JSON-RPC until SIGINT, SIGTERM or the RPC stop.", &daemonCommand{}, false},
 		{"name-show", "Look one name up", "Looks NAME up and prints Namecoin Core's name_show result: locally (syncing first), or through a running daemon with --rpcconnect.", &nameShowCommand{}, false},
+		{"prop279", "Speak Tor's Prop279 naming protocol on stdin/stdout (like ncprop279)",
+			"Answers RESOLVE/CANCEL lines from StemNS (or any Prop279 client) with the " +
+				"onion, IP address or host name a .bit name maps to, through the local " +
+				"engine or, with --rpcconnect, a running daemon.", &prop279Command{}, false},
 		{"sync", "Sync headers and exit", "Syncs block headers from the checkpoint or the stored tip to the servers' tip and exits.", &syncCommand{}, false},
 		{"status", "Show the chain state", "Prints the stored chain state, or asks the running daemon (which holds the database).", &statusCommand{}, false},
 		{"demo", "Verify and store a generated regtest chain, offline",

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/ncspv/ncspv/prop279"
+	"github.com/ncspv/ncspv/rpc"
+	"github.com/ncspv/ncspv/spv"
+)
+
+// prop279Command speaks Tor's Prop279 naming protocol on stdin/stdout, as
+// ncprop279 does, answering through the local engine or a running
+// daemon's RPC. It is a drop-in for StemNS's ncprop279 command line.
+type prop279Command struct {
+	RPCConnect string `long:"rpcconnect" description:"Resolve through the daemon at this address instead of a local engine"`
+	Timeout    int    `long:"timeout" default:"10000" description:"Milliseconds per query before it fails (status 1, so StemNS retries)"`
+	// ncprop279's own flags, accepted and ignored so StemNS configurations
+	// work unchanged.
+	Conf string `long:"conf" description:"Ignored (ncprop279 compatibility)"`
+}
+
+func (c *prop279Command) Execute([]string) error {
+	cfg := activeConfig
+	r, err := cfg.resolve(os.Getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(r.logLevel, os.Getenv)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	var lookup prop279.Lookup
+	if c.RPCConnect != "" {
+		lookup = func(ctx context.Context, name, stream string) ([]byte, error) {
+			opts := map[string]any{"valueEncoding": "hex"}
+			if stream != "" {
+				opts["streamID"] = stream
+			}
+			raw, err := callRPC(ctx, c.RPCConnect, cfg, r, "name_show", []any{name, opts})
+			var rerr *rpc.Error
+			if errors.As(err, &rerr) && rerr.Code == rpc.CodeNameNotFound {
+				return nil, prop279.ErrNotFound
+			}
+			if err != nil {
+				return nil, err
+			}
+			var res struct {
+				Value string `json:"value"`
+			}
+			if err := json.Unmarshal(raw, &res); err != nil {
+				return nil, err
+			}
+			return hex.DecodeString(res.Value)
+		}
+	} else {
+		n, err := openNode(cfg, r, log)
+		if err != nil {
+			return err
+		}
+		defer n.close()
+		lookup = func(ctx context.Context, name, stream string) ([]byte, error) {
+			res, err := n.engine.NameShow(ctx, []byte(name), spv.LookupOptions{StreamID: stream})
+			var ne *spv.NameError
+			if errors.As(err, &ne) {
+				return nil, prop279.ErrNotFound
+			}
+			if err != nil {
+				return nil, err
+			}
+			return res.Value, nil
+		}
+	}
+	return prop279.Serve(ctx, os.Stdin, os.Stdout, lookup, time.Duration(c.Timeout)*time.Millisecond, log)
+}
