@@ -189,14 +189,24 @@ func runDaemon(parent context.Context, cfg *config, getenv func(string) string, 
 // syncCommand syncs headers and exits.
 type syncCommand struct{}
 
-func (c *syncCommand) Execute([]string) error {
+// startCommand is the shared start of the one-shot subcommands: the
+// resolved configuration, a logger, and a context cancelled by SIGINT or
+// SIGTERM so an interrupted command closes the database cleanly.
+func startCommand() (*config, *resolved, *slog.Logger, context.Context, context.CancelFunc, error) {
 	cfg := activeConfig
 	r, err := cfg.resolve(os.Getenv)
 	if err != nil {
+		return nil, nil, nil, nil, nil, err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	return cfg, r, newLogger(r.logLevel, os.Getenv), ctx, stop, nil
+}
+
+func (c *syncCommand) Execute([]string) error {
+	cfg, r, log, ctx, stop, err := startCommand()
+	if err != nil {
 		return err
 	}
-	log := newLogger(r.logLevel, os.Getenv)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	n, err := openNode(cfg, r, log)
 	if err != nil {
@@ -224,11 +234,11 @@ type nameShowCommand struct {
 }
 
 func (c *nameShowCommand) Execute([]string) error {
-	cfg := activeConfig
-	r, err := cfg.resolve(os.Getenv)
+	cfg, r, log, ctx, stop, err := startCommand()
 	if err != nil {
 		return err
 	}
+	defer stop()
 	nameEnc, err := spv.ParseEncoding(c.NameEncoding)
 	if err != nil {
 		return err
@@ -237,8 +247,6 @@ func (c *nameShowCommand) Execute([]string) error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	if c.RPCConnect != "" {
 		opts := map[string]any{"nameEncoding": string(nameEnc), "valueEncoding": string(valueEnc), "allowExpired": c.AllowExpired}
 		if c.StreamID != "" {
@@ -254,7 +262,7 @@ func (c *nameShowCommand) Execute([]string) error {
 	if err != nil {
 		return err
 	}
-	n, err := openNode(cfg, r, newLogger(r.logLevel, os.Getenv))
+	n, err := openNode(cfg, r, log)
 	if err != nil {
 		return err
 	}

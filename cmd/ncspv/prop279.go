@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/ncspv/ncspv/prop279"
@@ -27,13 +25,10 @@ type prop279Command struct {
 }
 
 func (c *prop279Command) Execute([]string) error {
-	cfg := activeConfig
-	r, err := cfg.resolve(os.Getenv)
+	cfg, r, log, ctx, stop, err := startCommand()
 	if err != nil {
 		return err
 	}
-	log := newLogger(r.logLevel, os.Getenv)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	var lookup prop279.Lookup
 	if c.RPCConnect != "" {
