@@ -28,6 +28,9 @@ type config struct {
 	Proxy         string   `long:"proxy" description:"Tor SOCKS proxy: host:port, unix:/path, or none to connect directly (default: Tor Browser's TOR_SOCKS_* variables, else 127.0.0.1:9050)"`
 	AllowClearnet bool     `long:"allow-clearnet" description:"Allow --proxy=none on mainnet (connections then reveal your IP address to the servers)"`
 
+	TorControl         string `long:"torcontrol" description:"Tor control port (host:port) at which the daemon resolves .bit streams itself, in place of StemNS + ncprop279; cookie and safecookie auth are automatic"`
+	TorControlPassword string `long:"torpassword" default-mask:"-" description:"Tor control port password (HashedControlPassword), if cookie authentication is off"`
+
 	RPCListen     []string `long:"rpclisten" description:"Address for the JSON-RPC server; repeatable (default 127.0.0.1:8336 on mainnet, 127.0.0.1:18336 on testnet, 127.0.0.1:18443 on regtest)"`
 	RPCUser       string   `long:"rpcuser" description:"RPC user name (with --rpcpass; else a cookie file is used)"`
 	RPCPass       string   `long:"rpcpass" default-mask:"-" description:"RPC password"`

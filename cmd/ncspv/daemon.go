@@ -14,12 +14,14 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/ncspv/ncspv/checkpoints"
 	"github.com/ncspv/ncspv/electrumx"
 	"github.com/ncspv/ncspv/headers"
+	"github.com/ncspv/ncspv/prop279"
 	"github.com/ncspv/ncspv/rpc"
 	"github.com/ncspv/ncspv/spv"
 	"github.com/ncspv/ncspv/tor"
@@ -162,6 +164,30 @@ func runDaemon(parent context.Context, cfg *config, getenv func(string) string, 
 		ready <- addrs
 	}
 
+	var fatal atomic.Pointer[error]
+	if cfg.TorControl != "" {
+		lookup := engineLookup(n)
+		res := &tor.StreamResolver{
+			Resolve: func(ctx context.Context, q, iso string) prop279.Answer {
+				return prop279.Resolve(ctx, lookup, q, iso)
+			},
+			Log: log,
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := tor.RunControlResolver(ctx, tor.ControlOptions{Addr: cfg.TorControl,
+				Password: cfg.TorControlPassword, Resolver: res, Log: log})
+			if err != nil && ctx.Err() == nil {
+				// Without the resolver Tor would hold every new stream; exit
+				// with the error so a supervisor restarts ncspv.
+				log.Error("Tor control-port resolver stopped; shutting down", "err", err)
+				fatal.Store(&err)
+				stop()
+			}
+		}()
+	}
+
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -183,6 +209,9 @@ func runDaemon(parent context.Context, cfg *config, getenv func(string) string, 
 		hs.Shutdown(shutdown)
 	}
 	wg.Wait()
+	if err := fatal.Load(); err != nil {
+		return *err
+	}
 	return nil
 }
 

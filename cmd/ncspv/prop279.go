@@ -59,17 +59,22 @@ func (c *prop279Command) Execute([]string) error {
 			return err
 		}
 		defer n.close()
-		lookup = func(ctx context.Context, name, stream string) ([]byte, error) {
-			res, err := n.engine.NameShow(ctx, []byte(name), spv.LookupOptions{StreamID: stream})
-			var ne *spv.NameError
-			if errors.As(err, &ne) {
-				return nil, prop279.ErrNotFound
-			}
-			if err != nil {
-				return nil, err
-			}
-			return res.Value, nil
-		}
+		lookup = engineLookup(n)
 	}
 	return prop279.Serve(ctx, os.Stdin, os.Stdout, lookup, time.Duration(c.Timeout)*time.Millisecond, log)
+}
+
+// engineLookup answers Prop279 lookups from the local engine.
+func engineLookup(n *node) prop279.Lookup {
+	return func(ctx context.Context, name, stream string) ([]byte, error) {
+		res, err := n.engine.NameShow(ctx, []byte(name), spv.LookupOptions{StreamID: stream})
+		var ne *spv.NameError
+		if errors.As(err, &ne) {
+			return nil, prop279.ErrNotFound
+		}
+		if err != nil {
+			return nil, err
+		}
+		return res.Value, nil
+	}
 }
