@@ -13,6 +13,7 @@ import (
 	"github.com/cretz/bine/control"
 	"github.com/ncspv/ncspv/prop279"
 	"github.com/ncspv/ncspv/tor"
+	"github.com/ncspv/ncspv/tor/tortest"
 )
 
 // TestRealTorResolverCrashAndRestart documents what a crash does to Tor:
@@ -20,7 +21,7 @@ import (
 // it at 1, so Tor holds every new stream (clearnet ones too) until the
 // client's SOCKS timeout. A restarted ncspv must take those streams over.
 func TestRealTorResolverCrashAndRestart(t *testing.T) {
-	rt := startRealTor(t)
+	rt := tortest.StartRealTor(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
@@ -57,7 +58,7 @@ func TestRealTorResolverCrashAndRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return strings.Join(resp.Data, "\n")
+		return strings.NewReplacer("stream-status=", "", "\r", "").Replace(strings.Join(resp.Data, "\n"))
 	}
 	waitFor := func(what string, re *regexp.Regexp) {
 		t.Helper()

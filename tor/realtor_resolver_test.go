@@ -13,6 +13,7 @@ import (
 	"github.com/cretz/bine/control"
 	"github.com/ncspv/ncspv/prop279"
 	"github.com/ncspv/ncspv/tor"
+	"github.com/ncspv/ncspv/tor/tortest"
 )
 
 const resolverOnion = "dhflg7a7etr77hwt4eerwoovhg7b5bivt2jem4366dt4psgnl5diyiyd.onion"
@@ -22,7 +23,7 @@ const resolverOnion = "dhflg7a7etr77hwt4eerwoovhg7b5bivt2jem4366dt4psgnl5diyiyd.
 // while that lookup is held is attached at once, a missing .bit name has
 // its stream closed, and lookups carry each stream's SOCKS credentials.
 func TestRealTorControlResolver(t *testing.T) {
-	rt := startRealTor(t)
+	rt := tortest.StartRealTor(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
@@ -153,7 +154,7 @@ func TestRealTorControlResolver(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		status := strings.Join(resp.Data, "\n")
+		status := strings.NewReplacer("stream-status=", "", "\r", "").Replace(strings.Join(resp.Data, "\n"))
 		// An attached onion stream waits for its descriptor; Tor shows
 		// that as SENTCONNECT.
 		if regexp.MustCompile(`(?m)^` + bitID + ` \w+ 0 ` + regexp.QuoteMeta(resolverOnion) + `:80$`).MatchString(status) {
