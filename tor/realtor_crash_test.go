@@ -53,13 +53,7 @@ func TestRealTorResolverCrashAndRestart(t *testing.T) {
 			}
 		}()
 	}
-	status := func() string {
-		resp, err := rt.Control.SendRequest("GETINFO stream-status")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return strings.NewReplacer("stream-status=", "", "\r", "").Replace(strings.Join(resp.Data, "\n"))
-	}
+	status := func() string { return rt.StreamStatus(t) }
 	waitFor := func(what string, re *regexp.Regexp) {
 		t.Helper()
 		for !re.MatchString(status()) {
@@ -71,9 +65,8 @@ func TestRealTorResolverCrashAndRestart(t *testing.T) {
 		}
 	}
 	waitFor("both streams reach Tor", regexp.MustCompile(`(?s)(example\.bit:80.*www\.example\.com:443|www\.example\.com:443.*example\.bit:80)`))
-	kv, err := rt.Control.GetConf("__LeaveStreamsUnattached")
-	if err != nil || len(kv) != 1 || kv[0].Val != "1" {
-		t.Fatalf("after the crash __LeaveStreamsUnattached = %+v (%v); this test documents that Tor keeps it at 1", kv, err)
+	if v := rt.LeaveStreamsUnattached(t); v != "1" {
+		t.Fatalf("after the crash __LeaveStreamsUnattached = %q; this test documents that Tor keeps it at 1", v)
 	}
 
 	// The restarted ncspv.

@@ -62,14 +62,7 @@ func TestRealTorControlResolver(t *testing.T) {
 			Log: slog.New(slog.NewTextHandler(testWriter{t, attachedLog}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	}()
 	// Wait until the resolver has made Tor leave streams unattached.
-	for {
-		kv, err := rt.Control.GetConf("__LeaveStreamsUnattached")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(kv) == 1 && kv[0].Val == "1" {
-			break
-		}
+	for rt.LeaveStreamsUnattached(t) != "1" {
 		select {
 		case err := <-done:
 			t.Fatalf("resolver stopped: %v", err)
@@ -150,11 +143,7 @@ func TestRealTorControlResolver(t *testing.T) {
 	open("nonexistent.bit:80", "carol")
 	// The .bit stream: redirected to the onion, then attached.
 	for {
-		resp, err := rt.Control.SendRequest("GETINFO stream-status")
-		if err != nil {
-			t.Fatal(err)
-		}
-		status := strings.NewReplacer("stream-status=", "", "\r", "").Replace(strings.Join(resp.Data, "\n"))
+		status := rt.StreamStatus(t)
 		// An attached onion stream waits for its descriptor; Tor shows
 		// that as SENTCONNECT.
 		if regexp.MustCompile(`(?m)^` + bitID + ` \w+ 0 ` + regexp.QuoteMeta(resolverOnion) + `:80$`).MatchString(status) {
@@ -192,12 +181,8 @@ func TestRealTorControlResolver(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("resolver exit: %v", err)
 	}
-	kv, err := rt.Control.GetConf("__LeaveStreamsUnattached")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(kv) != 1 || kv[0].Val != "0" {
-		t.Fatalf("after a clean exit __LeaveStreamsUnattached is %+v, want 0 so Tor attaches streams itself", kv)
+	if v := rt.LeaveStreamsUnattached(t); v != "0" {
+		t.Fatalf("after a clean exit __LeaveStreamsUnattached is %q, want 0 so Tor attaches streams itself", v)
 	}
 }
 

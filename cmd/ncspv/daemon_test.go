@@ -24,21 +24,7 @@ import (
 // cookie, and stops it with the RPC stop: the cookie is removed and the
 // database is released.
 func TestDaemon(t *testing.T) {
-	g := chaingen.New(&headers.RegTestParams, 5)
-	for h := 1; h <= 40; h++ {
-		var txs [][]byte
-		if h == 30 {
-			txs = append(txs, chaingen.NameTx(chaingen.OpFirstUpdate, []byte("d/daemon"), []byte(`{"ip":"9.9.9.9"}`), [20]byte{4}, 0, 30))
-		}
-		g.Next(chaingen.Spec{Txs: txs})
-	}
-	b := electrumxtest.FromChain(g)
-	b.IndexNames()
-	srv, err := electrumxtest.NewServer(b, electrumxtest.Options{Pad: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := nameChainServer(t, 5, 40, 30, "d/daemon", `{"ip":"9.9.9.9"}`, electrumxtest.Options{Pad: true})
 
 	dir := t.TempDir()
 	cfg, _, _, err := loadConfig([]string{"--regtest", "--datadir", dir, "--server", srv.Address().String(),
@@ -120,21 +106,7 @@ func TestDaemon(t *testing.T) {
 // TestSubcommands runs sync, name-show and status the way a user types
 // them, and checks the exit statuses of help, version and bad input.
 func TestSubcommands(t *testing.T) {
-	g := chaingen.New(&headers.RegTestParams, 6)
-	for h := 1; h <= 20; h++ {
-		var txs [][]byte
-		if h == 10 {
-			txs = append(txs, chaingen.NameTx(chaingen.OpFirstUpdate, []byte("d/cli"), []byte("v"), [20]byte{4}, 0, 10))
-		}
-		g.Next(chaingen.Spec{Txs: txs})
-	}
-	b := electrumxtest.FromChain(g)
-	b.IndexNames()
-	srv, err := electrumxtest.NewServer(b, electrumxtest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := nameChainServer(t, 6, 20, 10, "d/cli", "v", electrumxtest.Options{})
 	dir := t.TempDir()
 	common := []string{"--regtest", "--datadir", dir, "--server", srv.Address().String(), "--proxy=none", "--debuglevel=error"}
 	args := func(extra ...string) []string { return append(append([]string{}, common...), extra...) }
@@ -163,22 +135,7 @@ func TestSubcommands(t *testing.T) {
 // TestProp279Command drives "ncspv prop279" through a running daemon, as
 // StemNS drives ncprop279.
 func TestProp279Command(t *testing.T) {
-	g := chaingen.New(&headers.RegTestParams, 8)
-	for h := 1; h <= 20; h++ {
-		var txs [][]byte
-		if h == 10 {
-			txs = append(txs, chaingen.NameTx(chaingen.OpFirstUpdate, []byte("d/example"),
-				[]byte(`{"ip":"192.0.2.5","map":{"_tor":{"txt":"exampleonionaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.onion"}}}`), [20]byte{4}, 0, 10))
-		}
-		g.Next(chaingen.Spec{Txs: txs})
-	}
-	b := electrumxtest.FromChain(g)
-	b.IndexNames()
-	srv, err := electrumxtest.NewServer(b, electrumxtest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := nameChainServer(t, 8, 20, 10, "d/example", `{"ip":"192.0.2.5","map":{"_tor":{"txt":"exampleonionaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.onion"}}}`, electrumxtest.Options{})
 	dir := t.TempDir()
 	args := []string{"--regtest", "--datadir", dir, "--server", srv.Address().String(), "--proxy=none",
 		"--rpclisten=127.0.0.1:0", "--rpcuser=u", "--rpcpass=p", "--confirmations=1", "--debuglevel=error"}
@@ -220,4 +177,27 @@ func TestProp279Command(t *testing.T) {
 			t.Fatalf("prop279 output lacks %q:\n%s", want, got)
 		}
 	}
+}
+
+// nameChainServer serves, from a fake ElectrumX, a regtest chain of tip
+// blocks (generator seed seed) in which name is registered with value at
+// nameHeight.
+func nameChainServer(t *testing.T, seed uint64, tip, nameHeight int, name, value string, o electrumxtest.Options) *electrumxtest.Server {
+	t.Helper()
+	g := chaingen.New(&headers.RegTestParams, seed)
+	for h := 1; h <= tip; h++ {
+		var txs [][]byte
+		if h == nameHeight {
+			txs = append(txs, chaingen.NameTx(chaingen.OpFirstUpdate, []byte(name), []byte(value), [20]byte{4}, 0, uint64(h)))
+		}
+		g.Next(chaingen.Spec{Txs: txs})
+	}
+	b := electrumxtest.FromChain(g)
+	b.IndexNames()
+	srv, err := electrumxtest.NewServer(b, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return srv
 }

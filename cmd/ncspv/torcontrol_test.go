@@ -3,14 +3,11 @@ package main
 import (
 	"context"
 	"regexp"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/cretz/bine/control"
 	"github.com/ncspv/ncspv/electrumx/electrumxtest"
-	"github.com/ncspv/ncspv/headers"
-	"github.com/ncspv/ncspv/internal/chaingen"
 	"github.com/ncspv/ncspv/tor"
 	"github.com/ncspv/ncspv/tor/tortest"
 )
@@ -24,22 +21,7 @@ const torControlOnion = "dhflg7a7etr77hwt4eerwoovhg7b5bivt2jem4366dt4psgnl5diyiy
 // two lookups reach the ElectrumX side over different SOCKS credentials.
 func TestDaemonTorControl(t *testing.T) {
 	rt := tortest.StartRealTor(t)
-	g := chaingen.New(&headers.RegTestParams, 8)
-	for h := 1; h <= 20; h++ {
-		var txs [][]byte
-		if h == 10 {
-			txs = append(txs, chaingen.NameTx(chaingen.OpFirstUpdate, []byte("d/example"),
-				[]byte(`{"map":{"_tor":{"txt":"`+torControlOnion+`"}}}`), [20]byte{4}, 0, 10))
-		}
-		g.Next(chaingen.Spec{Txs: txs})
-	}
-	b := electrumxtest.FromChain(g)
-	b.IndexNames()
-	srv, err := electrumxtest.NewServer(b, electrumxtest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := nameChainServer(t, 8, 20, 10, "d/example", `{"map":{"_tor":{"txt":"`+torControlOnion+`"}}}`, electrumxtest.Options{})
 	proxy, err := tortest.NewProxy()
 	if err != nil {
 		t.Fatal(err)
@@ -71,14 +53,7 @@ func TestDaemonTorControl(t *testing.T) {
 			t.Fatal("the daemon never answered name_show for d/example")
 		}
 	}
-	for {
-		kv, err := rt.Control.GetConf("__LeaveStreamsUnattached")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(kv) == 1 && kv[0].Val == "1" {
-			break
-		}
+	for rt.LeaveStreamsUnattached(t) != "1" {
 		time.Sleep(20 * time.Millisecond)
 	}
 	usersBefore := map[string]bool{}
@@ -122,11 +97,7 @@ func TestDaemonTorControl(t *testing.T) {
 			t.Fatalf("redirected %v, closed %v", redirected, closed)
 		}
 		if !redirected {
-			resp, err := rt.Control.SendRequest("GETINFO stream-status")
-			if err != nil {
-				t.Fatal(err)
-			}
-			redirected = onionAttached.MatchString(strings.NewReplacer("stream-status=", "", "\r", "").Replace(strings.Join(resp.Data, "\n")))
+			redirected = onionAttached.MatchString(rt.StreamStatus(t))
 		}
 	}
 	newUsers := map[string]bool{}
@@ -143,8 +114,7 @@ func TestDaemonTorControl(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	kv, err := rt.Control.GetConf("__LeaveStreamsUnattached")
-	if err != nil || len(kv) != 1 || kv[0].Val != "0" {
-		t.Fatalf("after the daemon stopped __LeaveStreamsUnattached = %+v (%v), want 0", kv, err)
+	if v := rt.LeaveStreamsUnattached(t); v != "0" {
+		t.Fatalf("after the daemon stopped __LeaveStreamsUnattached = %q, want 0", v)
 	}
 }

@@ -96,3 +96,24 @@ func StartRealTor(t testing.TB) *RealTor {
 	}
 	return rt
 }
+
+// StreamStatus is Tor's GETINFO stream-status: one "ID STATUS CIRCUIT
+// TARGET" line per stream (Tor writes a lone stream on the key's line).
+func (rt *RealTor) StreamStatus(t testing.TB) string {
+	t.Helper()
+	resp, err := rt.Control.SendRequest("GETINFO stream-status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.NewReplacer("stream-status=", "", "\r", "").Replace(strings.Join(resp.Data, "\n"))
+}
+
+// LeaveStreamsUnattached is Tor's current __LeaveStreamsUnattached value.
+func (rt *RealTor) LeaveStreamsUnattached(t testing.TB) string {
+	t.Helper()
+	kv, err := rt.Control.GetConf("__LeaveStreamsUnattached")
+	if err != nil || len(kv) != 1 {
+		t.Fatalf("GETCONF __LeaveStreamsUnattached: %+v, %v", kv, err)
+	}
+	return kv[0].Val
+}
