@@ -11,6 +11,7 @@ require (
 	github.com/namecoin/ncrpcclient v0.1.0
 	go.etcd.io/bbolt v1.4.3
 	golang.org/x/net v0.62.0
+	gopkg.in/yaml.v3 v3.0.1
 )
 
 require (

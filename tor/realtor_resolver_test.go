@@ -23,7 +23,16 @@ const resolverOnion = "dhflg7a7etr77hwt4eerwoovhg7b5bivt2jem4366dt4psgnl5diyiyd.
 // while that lookup is held is attached at once, a missing .bit name has
 // its stream closed, and lookups carry each stream's SOCKS credentials.
 func TestRealTorControlResolver(t *testing.T) {
-	rt := tortest.StartRealTor(t)
+	runResolverScenario(t, tortest.StartRealTor(t), "")
+}
+
+// runResolverScenario runs ncspv's resolver against rt, connected to
+// controlAddr (rt's own control port when empty), and checks the outcome
+// through rt's control port.
+func runResolverScenario(t *testing.T, rt *tortest.RealTor, controlAddr string) {
+	if controlAddr == "" {
+		controlAddr = rt.ControlAddr
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 
@@ -58,7 +67,7 @@ func TestRealTorControlResolver(t *testing.T) {
 	rctx, rcancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- tor.RunControlResolver(rctx, tor.ControlOptions{Addr: rt.ControlAddr, Resolver: res,
+		done <- tor.RunControlResolver(rctx, tor.ControlOptions{Addr: controlAddr, Resolver: res,
 			Log: slog.New(slog.NewTextHandler(testWriter{t, attachedLog}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	}()
 	// Wait until the resolver has made Tor leave streams unattached.
