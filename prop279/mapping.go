@@ -6,6 +6,7 @@
 package prop279
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -55,7 +56,8 @@ var serverFailure = Answer{StatusFailure, `"Server failure"`}
 
 // Resolve answers one query as ncprop279 would: NAME.bit, SUB.NAME.bit, or
 // NAME.bit.onion (onion answers only). The onion service in
-// map._tor.txt comes first, then ip, ip6, then alias.
+// map._tor.txt comes first, then alias (a CNAME hides the addresses, as in
+// ncdns), then ip, then ip6.
 func Resolve(ctx context.Context, lookup Lookup, query, streamID string) Answer {
 	name := strings.TrimSuffix(strings.ToLower(query), ".")
 	onlyOnion := false
@@ -96,8 +98,9 @@ func Resolve(ctx context.Context, lookup Lookup, query, streamID string) Answer 
 	}
 	if len(rest) > 0 {
 		// Below a translate (DNAME): the remaining labels under its target.
-		if t, ok := node.str("translate"); ok && !onlyOnion {
-			if target := absName(t, base); target != "" {
+		if t, ok := node.relName("translate"); ok && !onlyOnion {
+			owner := strings.Join(append(subs[len(rest):len(subs):len(subs)], base, "bit"), ".")
+			if target := qualify(t, owner, base+".bit", len(rest) == len(subs)); target != "" {
 				return Answer{StatusSuccess, strings.Join(rest, ".") + "." + target}
 			}
 		}
@@ -109,8 +112,9 @@ func Resolve(ctx context.Context, lookup Lookup, query, streamID string) Answer 
 	if onlyOnion {
 		return notRegistered(query)
 	}
-	if a, ok := node.str("alias"); ok {
-		if target := absName(a, base); target != "" {
+	// An alias (CNAME) hides ip and ip6, as ncdns emits only the CNAME.
+	if a, ok := node.relName("alias"); ok {
+		if target := qualify(a, name, base+".bit", len(subs) == 0); target != "" {
 			return Answer{StatusSuccess, target}
 		}
 		return notRegistered(query)
@@ -124,26 +128,59 @@ func Resolve(ctx context.Context, lookup Lookup, query, streamID string) Answer 
 	return notRegistered(query)
 }
 
-// absName makes an alias or translate target absolute and strips the
-// trailing dot: "x.example." is absolute, "@" is the name's own .bit
-// domain, and a relative "www" hangs under it.
-func absName(target, base string) string {
+// relOwnerNameRE is ncdns's relative owner name: "", "@", or lower-case
+// labels with an optional trailing "." or ".@". An alias or translate
+// that does not match is ignored, as ncdns ignores it.
+var relOwnerNameRE = regexp.MustCompile(`^(|@|(` + ownerLabel + `\.)*` + ownerLabel + `(\.@?)?)$`)
+
+const ownerLabel = `([a-z0-9_]|[a-z0-9_][a-z0-9_-]{0,61}[a-z0-9_])`
+
+// hostNameRE is ncdns's host name, which a qualified target must be.
+var hostNameRE = regexp.MustCompile(`^` + hostLabel + `(\.` + hostLabel + `)*\.?$`)
+
+const hostLabel = `([a-z0-9]|[a-z0-9][a-z0-9-]*[a-z0-9])`
+
+// relName reads an alias or translate the way ncdns does: a string that
+// is a relative owner name; null, other types and malformed names count
+// as absent.
+func (n node) relName(k string) (string, bool) {
+	if bytes.Equal(bytes.TrimSpace(n[k]), []byte("null")) {
+		return "", false
+	}
+	s, ok := n.str(k)
+	if !ok || len(s) > 255 || !relOwnerNameRE.MatchString(s) {
+		return "", false
+	}
+	return s, true
+}
+
+// qualify makes an alias or translate target absolute as ncdns does, and
+// returns it without the trailing dot, or "" when the result is not a
+// host name. "x." is absolute; "@" is the name's own domain (apex) and
+// "x.@" a name under it; anything else is relative to owner, the name
+// the value belongs to, or for a value under "map" to owner's parent.
+func qualify(target, owner, apex string, topLevel bool) string {
+	suffix := owner
+	if !topLevel {
+		_, suffix, _ = strings.Cut(owner, ".")
+	}
+	var abs string
 	switch {
-	case target == "":
-		return ""
-	case target == "@":
-		return base + ".bit"
 	case strings.HasSuffix(target, "."):
-		t := strings.TrimSuffix(target, ".")
-		if t == "" || !validHost(t) {
-			return ""
-		}
-		return t
+		abs = strings.TrimSuffix(target, ".")
+	case target == "":
+		abs = suffix
+	case target == "@":
+		abs = apex
+	case strings.HasSuffix(target, ".@"):
+		abs = strings.TrimSuffix(target, "@") + apex
+	default:
+		abs = target + "." + suffix
 	}
-	if !validHost(target) {
+	if abs == "" || len(abs) > 253 || !hostNameRE.MatchString(abs) {
 		return ""
 	}
-	return target + "." + base + ".bit"
+	return abs
 }
 
 func validHost(h string) bool {

@@ -72,6 +72,24 @@ func TestMapping(t *testing.T) {
 		{`{"alias":"www.example.com."}`, "e.bit.onion", 3, `"e.bit.onion is not registered"`, nil},
 		{`{"alias":"@","map":{"www":{"alias":"@"}}}`, "www.e.bit", 0, "e.bit", nil},
 		{`{"map":{"www":{"alias":"host"}}}`, "www.e.bit", 0, "host.e.bit", nil},
+		// ncdns's relative names (ncdomain qualify): relative to the name
+		// itself at the top, to the parent of the name under "map"; "@" and
+		// "x.@" under the name's own domain.
+		{`{"alias":"host"}`, "e.bit", 0, "host.e.bit", nil},
+		{`{"map":{"a":{"map":{"b":{"alias":"host"}}}}}`, "b.a.e.bit", 0, "host.a.e.bit", nil},
+		{`{"map":{"a":{"map":{"b":{"alias":"host.@"}}}}}`, "b.a.e.bit", 0, "host.e.bit", nil},
+		{`{"map":{"a":{"map":{"b":{"alias":"@"}}}}}`, "b.a.e.bit", 0, "e.bit", nil},
+		{`{"map":{"www":{"alias":"host.sub.@"}}}`, "www.e.bit", 0, "host.sub.e.bit", nil},
+		{`{"map":{"*":{"alias":"host"}}}`, "x.e.bit", 0, "host.e.bit", nil},
+		{`{"alias":"","ip":"1.2.3.4"}`, "e.bit", 0, "e.bit", nil},
+		{`{"map":{"www":{"alias":""}}}`, "www.e.bit", 0, "e.bit", nil},
+		// An alias ncdns cannot parse is ignored (ip is used); one that
+		// parses but qualifies to no host name hides ip and answers nothing.
+		{`{"alias":"Example.COM.","ip":"1.2.3.4"}`, "e.bit", 0, "1.2.3.4", nil},
+		{`{"alias":null,"ip":"1.2.3.4"}`, "e.bit", 0, "1.2.3.4", nil},
+		{`{"alias":5,"ip":"1.2.3.4"}`, "e.bit", 0, "1.2.3.4", nil},
+		{`{"alias":"under_score.example.","ip":"1.2.3.4"}`, "e.bit", 3, `"e.bit is not registered"`, nil},
+		{`{"translate":"other","map":{"www":{"ip":"1.2.3.4"}}}`, "x.e.bit", 0, "x.other.e.bit", nil},
 		// Map: subdomains, wildcard, shorthand, "" merged into the parent.
 		{`{"map":{"www":"192.0.2.7"}}`, "www.e.bit", 0, "192.0.2.7", nil},
 		{`{"ip":"1.2.3.4","map":{"www":{"ip":"2.3.4.5"},"*":{"ip":"3.4.5.6"}}}`, "www.e.bit", 0, "2.3.4.5", nil},
