@@ -72,6 +72,15 @@ func RunControlResolver(ctx context.Context, o ControlOptions) error {
 	if err := conn.Authenticate(o.Password); err != nil {
 		return fmt.Errorf("%w: authenticate: %w", ErrControlPort, err)
 	}
+	// Before 0.4.5.1-alpha Tor has no CONTROLLER_WAIT status, so the
+	// streams waiting for ncspv cannot be told from Tor's own; with
+	// __LeaveStreamsUnattached set they would all hang.
+	if pi, err := conn.ProtocolInfo(); err == nil {
+		if v := pi.TorVersion; torVersionBefore(v, [4]int{0, 4, 5, 1}) {
+			return fmt.Errorf("%w: Tor %s is older than 0.4.5.1-alpha, which added the CONTROLLER_WAIT "+
+				"stream status the resolver depends on; upgrade Tor, or use StemNS with `ncspv prop279`", ErrControlPort, v)
+		}
+	}
 	kv, err := conn.GetConf("__LeaveStreamsUnattached")
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrControlPort, err)
@@ -229,4 +238,30 @@ func (q *eventQueue) pop() (control.Event, bool) {
 	e := q.items[0]
 	q.items = q.items[1:]
 	return e, true
+}
+
+// torVersionBefore reports whether a Tor version string such as
+// "0.4.5.1-alpha (git-…)" is older than min. A version that does not parse
+// is not reported as older.
+func torVersionBefore(version string, min [4]int) bool {
+	num, _, _ := strings.Cut(version, " ")
+	num, _, _ = strings.Cut(num, "-")
+	parts := strings.Split(num, ".")
+	if len(parts) < 3 || len(parts) > 4 {
+		return false
+	}
+	var v [4]int
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 {
+			return false
+		}
+		v[i] = n
+	}
+	for i := range v {
+		if v[i] != min[i] {
+			return v[i] < min[i]
+		}
+	}
+	return false
 }
