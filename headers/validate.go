@@ -82,7 +82,9 @@ func VerifyHeaders(ctx ChainContext, prev BlockInfo, hdrs []*FullHeader, now tim
 // (CheckProofOfWork), which can run on another core ahead of the
 // contextual ones.
 type Prechecked struct {
-	Header *FullHeader
+	// Header is the 80-byte header only: the contextual rules need no
+	// AuxPoW, so a caller can drop it (most of the bytes) once checked.
+	Header Header
 	Hash   chainhash.Hash
 	PoWErr error
 }
@@ -93,7 +95,7 @@ type Prechecked struct {
 func Precheck(hdrs []*FullHeader, p *Params) []Prechecked {
 	out := make([]Prechecked, len(hdrs))
 	for i, fh := range hdrs {
-		out[i] = Prechecked{Header: fh, Hash: fh.BlockHash()}
+		out[i] = Prechecked{Header: fh.Header, Hash: fh.BlockHash()}
 		out[i].PoWErr = CheckProofOfWork(fh, out[i].Hash, p)
 	}
 	return out
@@ -105,30 +107,30 @@ func VerifyPrechecked(ctx ChainContext, prev BlockInfo, pcs []Prechecked, now ti
 	ov := &overlay{base: ctx, start: prev.Height + 1,
 		run: make([]VerifiedHeader, 0, len(pcs))}
 	for _, pc := range pcs {
-		fh, hash := pc.Header, pc.Hash
+		h, hash := &pc.Header, pc.Hash
 		height := prev.Height + 1
-		err := checkLink(fh, prev)
+		err := checkLink(h, prev)
 		if err == nil {
 			err = pc.PoWErr
 		}
 		if err == nil {
-			err = CheckHeaderContext(&fh.Header, prev, ov, now, p)
+			err = CheckHeaderContext(h, prev, ov, now, p)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("header %v at height %d: %w", hash, height, err)
 		}
-		info := NextBlockInfo(prev, &fh.Header, hash, p)
-		ov.run = append(ov.run, VerifiedHeader{Header: fh.Header, Info: info})
+		info := NextBlockInfo(prev, h, hash, p)
+		ov.run = append(ov.run, VerifiedHeader{Header: *h, Info: info})
 		prev = info
 	}
 	return ov.run, nil
 }
 
-func checkLink(fh *FullHeader, prev BlockInfo) error {
-	if fh.PrevBlock != prev.Hash {
+func checkLink(h *Header, prev BlockInfo) error {
+	if h.PrevBlock != prev.Hash {
 		return ruleError(ErrBadPrevBlock,
 			"previous block %v is not %v at height %d",
-			fh.PrevBlock, prev.Hash, prev.Height)
+			h.PrevBlock, prev.Hash, prev.Height)
 	}
 	return nil
 }
