@@ -6,7 +6,7 @@ package electrumxtest
 
 import (
 	"encoding/hex"
-	"strings"
+	"slices"
 	"sync"
 
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
@@ -185,20 +185,24 @@ func (b *Backend) Header(height int32) ([]byte, bool) {
 	return b.headers[height], true
 }
 
-// joinedHex is the hex of headers start..start+count-1 joined, each cut
-// to 80 bytes when truncate is set.
-func (b *Backend) joinedHex(start, count int64, truncate bool) string {
+// appendJoinedHex appends the hex of headers start..start+count-1
+// joined, each cut to 80 bytes when truncate is set.
+func (b *Backend) appendJoinedHex(dst []byte, start, count int64, truncate bool) []byte {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	var sb strings.Builder
+	n := 0
+	for h := start; h < start+count; h++ {
+		n += len(b.hexes[h])
+	}
+	dst = slices.Grow(dst, n)
 	for h := start; h < start+count; h++ {
 		x := b.hexes[h]
 		if truncate {
 			x = x[:160]
 		}
-		sb.WriteString(x)
+		dst = append(dst, x...)
 	}
-	return sb.String()
+	return dst
 }
 
 // Tx returns a raw transaction and its height.

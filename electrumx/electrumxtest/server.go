@@ -216,7 +216,7 @@ func (s *Server) NotifyTip() {
 	}
 	s.mu.Unlock()
 	for _, sc := range subs {
-		s.send(sc, b)
+		s.send(sc, b, false)
 	}
 }
 
@@ -268,7 +268,7 @@ func (s *Server) serve(sc *serverConn) {
 		if line[0] == '[' {
 			var reqs []rawRequest
 			if json.Unmarshal(line, &reqs) != nil {
-				s.send(sc, errorLine(nil, -32700, "invalid JSON"))
+				s.send(sc, errorLine(nil, -32700, "invalid JSON"), false)
 				continue
 			}
 			// A batch is answered as one array, like aiorpcx.
@@ -277,26 +277,26 @@ func (s *Server) serve(sc *serverConn) {
 				defer wg.Done()
 				out := make([]json.RawMessage, 0, len(reqs))
 				for _, rq := range reqs {
-					if resp := s.handle(sc, rq); resp != nil {
+					if resp, _ := s.handle(sc, rq); resp != nil {
 						out = append(out, resp)
 					}
 				}
 				b, _ := json.Marshal(out)
-				s.send(sc, b)
+				s.send(sc, b, false)
 			}()
 			continue
 		}
 		var rq rawRequest
 		if json.Unmarshal(line, &rq) != nil {
-			s.send(sc, errorLine(nil, -32700, "invalid JSON"))
+			s.send(sc, errorLine(nil, -32700, "invalid JSON"), false)
 			continue
 		}
 		// Each request in its own goroutine: delayed replies can overtake.
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if resp := s.handle(sc, rq); resp != nil {
-				s.send(sc, resp)
+			if resp, own := s.handle(sc, rq); resp != nil {
+				s.send(sc, resp, own)
 			}
 		}()
 	}
@@ -308,8 +308,10 @@ type rawRequest struct {
 	Params []json.RawMessage `json:"params"`
 }
 
-// handle answers one request; nil means no reply line.
-func (s *Server) handle(sc *serverConn, rq rawRequest) []byte {
+// handle answers one request; nil means no reply line. own says that the
+// line is in a buffer of the server's that send may pad in place and
+// recycle.
+func (s *Server) handle(sc *serverConn, rq rawRequest) (line []byte, own bool) {
 	s.mu.Lock()
 	s.requests[rq.Method]++
 	s.log = append(s.log, Request{Method: rq.Method, Params: rq.Params, Protocol: sc.protocol})
@@ -327,39 +329,74 @@ func (s *Server) handle(sc *serverConn, rq rawRequest) []byte {
 		}
 		switch {
 		case act.NoReply:
-			return nil
+			return nil, false
 		case act.Close:
 			sc.conn.Close()
-			return nil
+			return nil, false
 		case act.Raw != nil:
-			return act.Raw
+			return act.Raw, false
 		case act.Oversize > 0:
 			s.write(sc, bytes.Repeat([]byte{'x'}, act.Oversize), false)
-			return nil
+			return nil, false
 		case act.Endless:
 			chunk := bytes.Repeat([]byte{'y'}, 64<<10)
 			for {
 				if _, err := sc.conn.Write(chunk); err != nil {
-					return nil
+					return nil, false
 				}
 			}
 		case act.Error != nil:
-			return errorLine(rq.ID, act.Error.Code, act.Error.Message)
+			return errorLine(rq.ID, act.Error.Code, act.Error.Message), false
 		case act.Result != nil:
-			return resultLine(rq.ID, act.Result)
+			return resultLine(rq.ID, act.Result), false
 		}
 	}
 	result, rerr := s.dispatch(sc, rq.Method, rq.Params)
 	if rerr != nil {
-		return errorLine(rq.ID, rerr.Code, rerr.Message)
+		return errorLine(rq.ID, rerr.Code, rerr.Message), false
 	}
-	return resultLine(rq.ID, result)
+	_, own = result.(preEncodedBuf)
+	return resultLine(rq.ID, result), own
 }
 
 // preEncoded is a result that is already JSON.
 type preEncoded string
 
+// preEncodedBuf is a result that is already JSON, in a buffer from getBuf
+// that the reply line may reuse.
+type preEncodedBuf []byte
+
+// bufPool recycles the megabyte buffers of block.headers replies.
+var bufPool sync.Pool
+
+func (s *Server) getBuf() []byte {
+	if p, ok := bufPool.Get().(*[]byte); ok {
+		return (*p)[:0]
+	}
+	return nil
+}
+
+func putBuf(b []byte) {
+	if cap(b) >= 64<<10 {
+		bufPool.Put(&b)
+	}
+}
+
 func resultLine(id json.RawMessage, result any) []byte {
+	if pre, ok := result.(preEncodedBuf); ok {
+		if id == nil {
+			id = json.RawMessage("null")
+		}
+		// Make room in front of the result in its own buffer.
+		const head = `{"jsonrpc":"2.0","result":`
+		n := len(pre)
+		b := slices.Grow([]byte(pre), len(head)+len(id)+8)[:n+len(head)]
+		copy(b[len(head):], b[:n])
+		copy(b, head)
+		b = append(b, `,"id":`...)
+		b = append(b, id...)
+		return append(b, '}')
+	}
 	if pre, ok := result.(preEncoded); ok {
 		if id == nil {
 			id = json.RawMessage("null")
@@ -386,13 +423,20 @@ func errorLine(id json.RawMessage, code int, msg string) []byte {
 
 // send writes one message line, padded and held like ElectrumX 1.20 when
 // configured.
-func (s *Server) send(sc *serverConn, b []byte) {
+func (s *Server) send(sc *serverConn, b []byte, own bool) {
 	// ElectrumX decides on the message size before padding it.
 	small := len(b)+1 < 1024
+	if !own {
+		b = slices.Clip(b) // never write into a caller's buffer
+	}
 	if s.Pad {
 		b = pad(b)
 	}
-	s.write(sc, append(b, '\n'), small)
+	b = append(b, '\n')
+	s.write(sc, b, small)
+	if own {
+		putBuf(b)
+	}
 }
 
 func (s *Server) write(sc *serverConn, b []byte, small bool) {
@@ -421,11 +465,19 @@ func pad(b []byte) []byte {
 	if len(b) == 0 || b[len(b)-1] != '}' {
 		return b
 	}
-	out := make([]byte, 0, size-1)
-	out = append(out, b[:len(b)-1]...)
-	out = append(out, bytes.Repeat([]byte{' '}, size-1-len(b))...)
-	return append(out, '}')
+	// In place when the buffer has room (one more byte for the newline);
+	// a clipped buffer is copied first.
+	if cap(b) < size {
+		b = append(make([]byte, 0, size), b...)
+	}
+	b = b[:len(b)-1]
+	for len(b) < size-2 {
+		b = append(b, spaces[:min(len(spaces), size-2-len(b))]...)
+	}
+	return append(b, '}')
 }
+
+var spaces = bytes.Repeat([]byte{' '}, 4096)
 
 func rpcErr(code int, format string, args ...any) *electrumx.RPCError {
 	return &electrumx.RPCError{Code: code, Message: fmt.Sprintf(format, args...)}
@@ -534,12 +586,13 @@ func (s *Server) dispatch(sc *serverConn, method string, params []json.RawMessag
 		cp, _ := intParam(params, 2)
 		count = min(count, 2016, int64(b.Tip())+1-start)
 		count = max(count, 0)
-		// Built by hand: json.Marshal would escape and re-validate
-		// megabytes of hex, making the fake the bottleneck of benchmarks.
-		var res strings.Builder
-		res.WriteString(`{"hex":"`)
-		res.WriteString(b.joinedHex(start, count, cp > 0))
-		fmt.Fprintf(&res, `","count":%d,"max":2016`, count)
+		// Built by hand into a reused buffer: json.Marshal would escape and
+		// re-validate megabytes of hex, and fresh megabyte buffers cost
+		// page faults, making the fake the bottleneck of benchmarks.
+		res := s.getBuf()
+		res = append(res, `{"hex":"`...)
+		res = b.appendJoinedHex(res, start, count, cp > 0)
+		res = fmt.Appendf(res, `","count":%d,"max":2016`, count)
 		if cp > 0 && count > 0 {
 			last := start + count - 1
 			if last > cp || cp > int64(b.Tip()) {
@@ -547,10 +600,9 @@ func (s *Server) dispatch(sc *serverConn, method string, params []json.RawMessag
 			}
 			branch, root := b.cpProof(int32(last), int32(cp))
 			bj, _ := json.Marshal(hexHashes(branch))
-			fmt.Fprintf(&res, `,"branch":%s,"root":"%s"`, bj, root)
+			res = fmt.Appendf(res, `,"branch":%s,"root":"%s"`, bj, root)
 		}
-		res.WriteString("}")
-		return preEncoded(res.String()), nil
+		return preEncodedBuf(append(res, '}')), nil
 	case "blockchain.scripthash.get_history":
 		sh, ok := strParam(params, 0)
 		if !ok || !validScriptHash(sh) {
