@@ -390,7 +390,7 @@ func (c *Client) subscribe(method string, buf int) (chan json.RawMessage, error)
 }
 
 func (c *Client) readLoop() {
-	r := bufio.NewReaderSize(c.conn, 64<<10)
+	r := bufio.NewReaderSize(c.conn, 16<<10)
 	for {
 		var line, hexBody []byte
 		isHex, err := startsHexReply(r)

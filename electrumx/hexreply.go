@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
+	"sync"
 )
 
 // hexReplyPrefix starts a reply whose result begins with a hex member, as
@@ -27,7 +28,7 @@ func readHexReply(r *bufio.Reader, max int) (line, decoded []byte, err error) {
 		return nil, nil, err
 	}
 	total := len(hexReplyPrefix)
-	decoded = make([]byte, 0, 256<<10)
+	decoded = getHexBuf()
 	var carry []byte // an odd hex digit left from the previous window
 	for {
 		window, perr := r.Peek(r.Buffered())
@@ -125,5 +126,23 @@ func startsHexReply(r *bufio.Reader) (bool, error) {
 		if _, err := r.Peek(n + 1); err != nil {
 			return false, err
 		}
+	}
+}
+
+// hexBufs recycles the buffers hex replies are decoded into (a header
+// chunk is hundreds of KB): HeadersReply.Release returns one. Reusing
+// them spares the collector and the page faults of fresh large buffers.
+var hexBufs sync.Pool
+
+func getHexBuf() []byte {
+	if p, ok := hexBufs.Get().(*[]byte); ok {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, 256<<10)
+}
+
+func putHexBuf(b []byte) {
+	if cap(b) >= 64<<10 {
+		hexBufs.Put(&b)
 	}
 }

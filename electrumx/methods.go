@@ -155,6 +155,17 @@ type HeadersReply struct {
 	Raw    []byte
 	Branch []chainhash.Hash
 	Root   chainhash.Hash
+
+	pooled bool // Raw is a recyclable decode buffer
+}
+
+// Release hands Raw's buffer back for reuse by later replies; Raw (and
+// anything still pointing into it) must not be used afterwards.
+func (r *HeadersReply) Release() {
+	if r.pooled {
+		putHexBuf(r.Raw)
+	}
+	r.Raw, r.pooled = nil, false
 }
 
 // BlockHeaders gets count headers from start; cpHeight as for BlockHeader.
@@ -203,7 +214,7 @@ func (r *HeadersReply) decode(raw, hexBody []byte) error {
 		if string(hexField) != `""` {
 			return errors.New("hex member read twice")
 		}
-		r.Raw = hexBody
+		r.Raw, r.pooled = hexBody, true
 	case ok:
 		var h HexBytes
 		if err := h.UnmarshalJSON(hexField); err != nil {
