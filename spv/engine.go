@@ -38,10 +38,9 @@ type Config struct {
 	CatchUpAfter time.Duration
 	// Pipeline is how many header chunks are requested ahead (default 4).
 	Pipeline int
-	// ChunkSize is how many headers one request asks for (default 504,
-	// at most 2016). A full 2016-header AuxPoW chunk is ~7 MB of hex (twice
-	// that once ElectrumX 1.20 pads it); a quarter of it halves peak memory
-	// and, since requests are pipelined, costs no throughput.
+	// ChunkSize is how many headers one request asks for (default
+	// DefaultChunkSize, at most 2016). A full 2016-header AuxPoW chunk is
+	// several MB of hex (twice that once ElectrumX 1.20 pads it).
 	ChunkSize int
 	// NoCache turns the per-stream answer cache off (benchmarks).
 	NoCache bool
@@ -101,7 +100,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg.Pipeline = 4
 	}
 	if cfg.ChunkSize <= 0 || cfg.ChunkSize > chunkSize {
-		cfg.ChunkSize = defaultChunkSize
+		cfg.ChunkSize = DefaultChunkSize
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 60 * time.Second

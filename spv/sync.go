@@ -14,8 +14,10 @@ import (
 // chunkSize is ElectrumX's maximum headers per request.
 const chunkSize = 2016
 
-// defaultChunkSize is what a sync request asks for by default.
-const defaultChunkSize = 504
+// DefaultChunkSize is what a sync request asks for by default: with four
+// requests in flight that is 504 headers, about 2 MB of hex, which keeps
+// peak memory low and, pipelined, costs no throughput (BENCHMARKS.md).
+const DefaultChunkSize = 126
 
 // errServerBehind: a server's tip is below ours; it is not a liar, just of
 // no use for sync.
@@ -23,7 +25,6 @@ var errServerBehind = errors.New("server is behind our tip")
 
 type chunkResult struct {
 	start int32
-	raw   []byte
 	// checked holds the parsed, prechecked headers when raw parsed; the
 	// context-free checks run here, in the request's goroutine, so that
 	// they use another core than the sync loop.
@@ -116,13 +117,15 @@ func (e *Engine) fetchRange(ctx context.Context, c *electrumx.Client, start, end
 					sl.ch <- chunkResult{start: from, err: err}
 					return
 				}
-				res := chunkResult{start: from, raw: r.Raw}
+				res := chunkResult{start: from}
 				fhs, perr := headers.ParseFullHeaders(r.Raw)
 				if perr != nil {
 					res.parseErr = perr
 				} else {
 					res.checked = headers.Precheck(fhs, e.cfg.Params)
 				}
+				// Prechecked headers are copies: nothing points into Raw.
+				r.Release()
 				sl.ch <- res
 			}(nextReq, count)
 			queue = append(queue, sl)
@@ -131,7 +134,7 @@ func (e *Engine) fetchRange(ctx context.Context, c *electrumx.Client, start, end
 	}
 	// Each chunk is verified as it arrives (so its buffers can go), and
 	// verified headers are committed together, up to a retarget period's
-	// worth: a commit and its fsync per 504-header chunk would cost more
+	// worth: a commit and its fsync per chunk would cost more
 	// than verifying them.
 	var stored int32
 	pend := &pending{store: e.cfg.Store, start: start}
@@ -160,6 +163,10 @@ func (e *Engine) fetchRange(ctx context.Context, c *electrumx.Client, start, end
 		}
 		if res.err != nil {
 			return stored, errors.Join(res.err, flush())
+		}
+		// Refill the pipeline before the work on this chunk.
+		if res.parseErr == nil && int32(len(res.checked)) == sl.count {
+			issue()
 		}
 		checked := res.checked
 		if res.parseErr != nil {

@@ -50,6 +50,11 @@ func (c *benchCommand) Execute([]string) error {
 	}
 	child := exec.Command(self, "bench-server", "--blocks", strconv.Itoa(c.Blocks))
 	child.Stderr = os.Stderr
+	// Runtime knobs given to measure ncspv (GOGC, GOMEMLIMIT, GODEBUG) are
+	// not meant for the fake servers.
+	child.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, "GOGC=") || strings.HasPrefix(kv, "GOMEMLIMIT=") || strings.HasPrefix(kv, "GODEBUG=")
+	})
 	stdin, _ := child.StdinPipe()
 	stdout, _ := child.StdoutPipe()
 	if err := child.Start(); err != nil {
@@ -128,7 +133,7 @@ func (c *benchCommand) Execute([]string) error {
 	}
 	chunk := c.ChunkSize
 	if chunk <= 0 || chunk > 2016 {
-		chunk = 504 // the engine's default
+		chunk = spv.DefaultChunkSize
 	}
 	t0 = time.Now()
 	var bytes int
@@ -216,6 +221,7 @@ func roundTrips(ask func(string) ([]string, error), s electrumx.Server) (int, er
 }
 
 func benchEngine(path string, srv electrumx.Server, c *benchCommand) (*spv.Engine, *headers.Store, func(), error) {
+	limitMemory(os.Getenv) // as the daemon does
 	p := &headers.RegTestParams
 	cp := checkpoints.ForNetwork(p)
 	store, err := headers.OpenStore(path, p, cp.Anchor(), headers.StoreOptions{})
