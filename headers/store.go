@@ -258,7 +258,11 @@ func putRecord(tx *bolt.Tx, info BlockInfo, work *big.Int, h *Header, buf []byte
 		hb := h.Serialize()
 		copy(v[recInfoSize:], hb[:])
 	}
-	if err := tx.Bucket(bucketHeaders).Put(key, v); err != nil {
+	hb := tx.Bucket(bucketHeaders)
+	// Heights only grow at the end of the bucket: full pages on split
+	// instead of half-full ones (bbolt's default suits random keys).
+	hb.FillPercent = 1.0
+	if err := hb.Put(key, v); err != nil {
 		return nil, err
 	}
 	if err := tx.Bucket(bucketIndex).Put(v[0:32], key); err != nil {
