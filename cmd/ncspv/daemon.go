@@ -55,8 +55,8 @@ var chainName = map[string]string{"mainnet": "main", "testnet": "test", "regtest
 
 // ncspv's live heap is a few MB, and with Go's defaults garbage grows to
 // twice that between collections. A lower GOGC and a soft memory limit
-// keep the process under 20 MiB (BENCHMARKS.md) for a few percent of
-// throughput. Past the limit the collector works harder, never with more
+// keep the process under 20 MiB (BENCHMARKS.md); the price is CPU: the
+// benchmark's sync runs about a quarter slower than with Go's defaults. Past the limit the collector works harder, never with more
 // than half the CPU, so a burst of work slows down instead of failing; a
 // tighter limit (12 MiB) made 100 concurrent lookups 5x slower. The
 // GOGC and GOMEMLIMIT environment variables override both.
