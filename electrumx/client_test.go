@@ -471,6 +471,41 @@ func TestPool(t *testing.T) {
 	}
 }
 
+// TestPoolDropWhileDialing: dropping one connection while another key is
+// still dialing must not touch the dialing entry (seen by the race
+// detector as a daemon dropped its sync connection during a lookup's dial).
+func TestPoolDropWhileDialing(t *testing.T) {
+	f := newFixture(t, electrumxtest.Options{})
+	pins, _ := electrumx.OpenPinStore("")
+	p := electrumx.NewPool(electrumx.Config{Pins: pins})
+	defer p.Close()
+	ctx := ctx5(t)
+	a, err := p.Get(ctx, f.srv.Address(), "a", directDial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The drop runs while "b" dials, unsynchronized with the dial's end,
+	// so the race detector sees any access to the dialing entry.
+	dialing := make(chan struct{})
+	dial := electrumx.DialFunc(func(ctx context.Context, network, addr string) (net.Conn, error) {
+		close(dialing)
+		return directDial(ctx, network, addr)
+	})
+	got := make(chan error, 1)
+	go func() {
+		_, err := p.Get(ctx, f.srv.Address(), "b", dial)
+		got <- err
+	}()
+	<-dialing
+	p.Drop(a)
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	if p.Len() != 1 || a.Err() == nil {
+		t.Fatalf("after the drop: %d pooled, dropped connection error %v", p.Len(), a.Err())
+	}
+}
+
 func TestHoldSmallRepliesLikeElectrumX120(t *testing.T) {
 	f := newFixture(t, electrumxtest.Options{Pad: true, HoldSmall: 50 * time.Millisecond})
 	c := f.dial(t)

@@ -112,6 +112,11 @@ func (p *Pool) Get(ctx context.Context, server Server, group string, dial DialFu
 func (p *Pool) Drop(c *Client) {
 	p.mu.Lock()
 	for k, e := range p.conns {
+		select {
+		case <-e.ready:
+		default:
+			continue // still dialing: its client is being written, and is not c
+		}
 		if e.client == c {
 			delete(p.conns, k)
 		}
