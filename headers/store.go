@@ -30,8 +30,6 @@ var (
 	ErrForkTooDeep = errors.New("fork point is below the oldest stored header")
 	// ErrHeightNotFound: no stored header at that height.
 	ErrHeightNotFound = errors.New("no stored header at that height")
-	// ErrHashNotFound: no stored header with that hash on the main chain.
-	ErrHashNotFound = errors.New("no stored header with that hash")
 	// ErrCorrupt: the database breaks an invariant the store keeps.
 	ErrCorrupt = errors.New("header database is inconsistent")
 )
@@ -96,15 +94,18 @@ type Store struct {
 
 var (
 	bucketHeaders = []byte("headers") // height (4 BE) -> record
-	bucketIndex   = []byte("index")   // hash (32)     -> height (4 BE)
 	bucketMeta    = []byte("meta")
+	// bucketIndexV1 (hash -> height) existed in format 1. Nothing read it,
+	// and its random keys cost a third of every commit and most of the
+	// database's resident pages, so format 2 drops it.
+	bucketIndexV1 = []byte("index")
 	keyNetwork    = []byte("network") // genesis hash
 	keyTip        = []byte("tip")     // height
 	keyBase       = []byte("base")    // height
 	keyFormat     = []byte("format")
 )
 
-const storeFormat = 1
+const storeFormat = 2
 
 // Record layout: hash 32 | work 32 | time 4 | bits 4 | next bits 4 |
 // last normal bits 4 | header 80 (absent for a checkpoint anchor).
@@ -150,7 +151,7 @@ func OpenStore(path string, p *Params, anchor Anchor, opts StoreOptions) (*Store
 }
 
 func (s *Store) init(tx *bolt.Tx, anchor Anchor) error {
-	for _, name := range [][]byte{bucketHeaders, bucketIndex, bucketMeta} {
+	for _, name := range [][]byte{bucketHeaders, bucketMeta} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}
@@ -161,7 +162,23 @@ func (s *Store) init(tx *bolt.Tx, anchor Anchor) error {
 			return fmt.Errorf("%w: made for genesis %x, opened as %s",
 				ErrWrongNetwork, net, s.params.Name)
 		}
-		if f := meta.Get(keyFormat); len(f) != 4 || binary.BigEndian.Uint32(f) != storeFormat {
+		f := meta.Get(keyFormat)
+		if len(f) != 4 {
+			return fmt.Errorf("%w: unknown format %x", ErrCorrupt, f)
+		}
+		switch binary.BigEndian.Uint32(f) {
+		case storeFormat:
+		case 1:
+			// The same records, plus the index: drop it.
+			if tx.Bucket(bucketIndexV1) != nil {
+				if err := tx.DeleteBucket(bucketIndexV1); err != nil {
+					return err
+				}
+			}
+			if err := meta.Put(keyFormat, be32(storeFormat)); err != nil {
+				return err
+			}
+		default:
 			return fmt.Errorf("%w: unknown format %x", ErrCorrupt, f)
 		}
 		return s.loadTip(tx)
@@ -265,9 +282,6 @@ func putRecord(tx *bolt.Tx, info BlockInfo, work *big.Int, h *Header, buf []byte
 	if err := hb.Put(key, v); err != nil {
 		return nil, err
 	}
-	if err := tx.Bucket(bucketIndex).Put(v[0:32], key); err != nil {
-		return nil, err
-	}
 	return buf[4+size:], nil
 }
 
@@ -332,20 +346,6 @@ func (s *Store) HeaderAt(height int32) (Header, error) {
 		return nil
 	})
 	return h, err
-}
-
-// HeightOf returns the height of a main-chain block by hash.
-func (s *Store) HeightOf(hash chainhash.Hash) (int32, error) {
-	var height int32
-	err := s.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketIndex).Get(hash[:])
-		if len(v) != 4 {
-			return fmt.Errorf("%w: %v", ErrHashNotFound, hash)
-		}
-		height = int32(binary.BigEndian.Uint32(v))
-		return nil
-	})
-	return height, err
 }
 
 // WorkAt returns the cumulative chain work up to height.
@@ -496,17 +496,11 @@ func (s *Store) Connect(vh []VerifiedHeader) error {
 var errNothingNew = errors.New("nothing new")
 
 func deleteRange(tx *bolt.Tx, from, to int32) error {
-	hb, ib := tx.Bucket(bucketHeaders), tx.Bucket(bucketIndex)
+	hb := tx.Bucket(bucketHeaders)
 	for h := from; h <= to; h++ {
 		key := be32(uint32(h))
-		v := hb.Get(key)
-		if v == nil {
+		if hb.Get(key) == nil {
 			continue
-		}
-		if len(v) >= 32 {
-			if err := ib.Delete(v[:32]); err != nil {
-				return err
-			}
 		}
 		if err := hb.Delete(key); err != nil {
 			return err
@@ -516,8 +510,7 @@ func deleteRange(tx *bolt.Tx, from, to int32) error {
 }
 
 // CheckIntegrity walks the stored chain and checks every invariant: one
-// record per height from base to tip, the hash index pointing back, each
-// header hashing to its record and linking to the one below, and the
+// record per height from base to tip, each header hashing to its record and linking to the one below, and the
 // cumulative work adding up.
 func (s *Store) CheckIntegrity() error {
 	return s.db.View(func(tx *bolt.Tx) error {
@@ -527,18 +520,11 @@ func (s *Store) CheckIntegrity() error {
 		if n := tx.Bucket(bucketHeaders).Stats().KeyN; n != int(tipH-base+1) {
 			return fmt.Errorf("%w: %d records for heights %d..%d", ErrCorrupt, n, base, tipH)
 		}
-		if n := tx.Bucket(bucketIndex).Stats().KeyN; n != int(tipH-base+1) {
-			return fmt.Errorf("%w: %d index entries for heights %d..%d", ErrCorrupt, n, base, tipH)
-		}
 		var prev record
 		for h := base; h <= tipH; h++ {
 			r, err := getRecord(tx, h)
 			if err != nil {
 				return fmt.Errorf("%w: %v", ErrCorrupt, err)
-			}
-			idx := tx.Bucket(bucketIndex).Get(r.info.Hash[:])
-			if len(idx) != 4 || int32(binary.BigEndian.Uint32(idx)) != h {
-				return fmt.Errorf("%w: index for %d is %x", ErrCorrupt, h, idx)
 			}
 			if r.header != nil && r.header.BlockHash() != r.info.Hash {
 				return fmt.Errorf("%w: header at %d does not hash to its record", ErrCorrupt, h)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ncspv/ncspv/headers"
 	"github.com/ncspv/ncspv/internal/chaingen"
+	bolt "go.etcd.io/bbolt"
 )
 
 func fullHeaders(t testing.TB, blocks []*chaingen.Block) []*headers.FullHeader {
@@ -77,8 +78,8 @@ func TestStoreExtendAndQuery(t *testing.T) {
 	if err != nil || h != blocks[122].Header.Header {
 		t.Fatalf("HeaderAt(123): %v", err)
 	}
-	if height, err := s.HeightOf(blocks[99].Hash); err != nil || height != 100 {
-		t.Fatalf("HeightOf: %d %v", height, err)
+	if b, ok := s.BlockAt(100); !ok || b.Hash != blocks[99].Hash {
+		t.Fatalf("BlockAt(100): %v %v", b.Hash, ok)
 	}
 	if _, err := s.HeaderAt(251); !errors.Is(err, headers.ErrHeightNotFound) {
 		t.Fatalf("HeaderAt beyond tip: %v", err)
@@ -134,7 +135,7 @@ func TestStoreReorg(t *testing.T) {
 		t.Fatalf("tip moved to %v after refused branches", tip.Hash)
 	}
 
-	// More work: switch, and the replaced blocks leave the index.
+	// More work: switch, and the replaced blocks are gone.
 	f := g.Fork(30, 3)
 	more := f.Chain(12)
 	if err := addBlocks(t, s, f, more); err != nil {
@@ -143,11 +144,11 @@ func TestStoreReorg(t *testing.T) {
 	if tip := s.Tip(); tip.Height != 42 || tip.Hash != more[11].Hash {
 		t.Fatalf("tip %d %v after reorg", tip.Height, tip.Hash)
 	}
-	if _, err := s.HeightOf(main[35].Hash); !errors.Is(err, headers.ErrHashNotFound) {
-		t.Fatalf("replaced block still indexed: %v", err)
+	if b, ok := s.BlockAt(36); !ok || b.Hash == main[35].Hash || b.Hash != more[5].Hash {
+		t.Fatalf("height 36 after the reorg: %v %v", b.Hash, ok)
 	}
-	if h, _ := s.HeightOf(main[29].Hash); h != 30 {
-		t.Fatalf("shared block lost: %d", h)
+	if b, _ := s.BlockAt(30); b.Hash != main[29].Hash {
+		t.Fatalf("shared block lost: %v", b.Hash)
 	}
 }
 
@@ -173,9 +174,6 @@ func TestStorePruning(t *testing.T) {
 	}
 	if _, ok := s.BlockAt(base - 1); ok {
 		t.Fatal("pruned block still readable")
-	}
-	if _, err := s.HeightOf(blocks[base-2].Hash); !errors.Is(err, headers.ErrHashNotFound) {
-		t.Fatal("pruned block still indexed")
 	}
 	// A fork below the prune point cannot be checked: refused.
 	f := g.Fork(base-5, 4)
@@ -370,4 +368,79 @@ func runAndKill(t *testing.T, path string, killAfter int, extra time.Duration) i
 	}()
 	_ = cmd.Wait()
 	return committed
+}
+
+// TestStoreFormat1Upgrade: a database of format 1 (with the hash -> height
+// index that format 2 dropped) opens as format 2 with the same chain, and
+// the stale index is gone.
+func TestStoreFormat1Upgrade(t *testing.T) {
+	p := &headers.RegTestParams
+	path := filepath.Join(t.TempDir(), "headers.db")
+	s, err := headers.OpenStore(path, p, p.GenesisAnchor(), headers.StoreOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := chaingen.New(p, 21)
+	if err := addBlocks(t, s, g, g.Chain(50)); err != nil {
+		t.Fatal(err)
+	}
+	tip := s.Tip()
+	s.Close()
+
+	// Make it a format 1 database, as ncspv wrote it before.
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		idx, err := tx.CreateBucket([]byte("index"))
+		if err != nil {
+			return err
+		}
+		if err := idx.Put(tip.Hash[:], []byte{0, 0, 0, 50}); err != nil {
+			return err
+		}
+		return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte{0, 0, 0, 1})
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = headers.OpenStore(path, p, p.GenesisAnchor(), headers.StoreOptions{NoSync: true})
+	if err != nil {
+		t.Fatalf("open a format 1 database: %v", err)
+	}
+	if s.Tip().Hash != tip.Hash || s.Tip().Height != 50 {
+		t.Fatalf("tip after the upgrade: %d %v", s.Tip().Height, s.Tip().Hash)
+	}
+	if err := s.CheckIntegrity(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	db, err = bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket([]byte("index")) != nil {
+			t.Error("the format 1 index is still there")
+		}
+		if f := tx.Bucket([]byte("meta")).Get([]byte("format")); string(f) != "\x00\x00\x00\x02" {
+			t.Errorf("format after the upgrade: %x", f)
+		}
+		return nil
+	})
+
+	// An unknown format is refused, not guessed at.
+	db.Close()
+	db, _ = bolt.Open(path, 0o600, nil)
+	db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("meta")).Put([]byte("format"), []byte{0, 0, 0, 9})
+	})
+	db.Close()
+	if _, err := headers.OpenStore(path, p, p.GenesisAnchor(), headers.StoreOptions{}); !errors.Is(err, headers.ErrCorrupt) {
+		t.Fatalf("format 9: %v, want ErrCorrupt", err)
+	}
 }
