@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
@@ -134,22 +135,15 @@ func (e *Engine) fetchRange(ctx context.Context, c *electrumx.Client, start, end
 	}
 	// Each chunk is verified as it arrives (so its buffers can go), and
 	// verified headers are committed together, up to a retarget period's
-	// worth: a commit and its fsync per chunk would cost more
-	// than verifying them.
-	var stored int32
+	// worth (a commit and its fsyncs per chunk would cost more than
+	// verifying them), by a goroutine of their own, so that fetching and
+	// verifying go on while the disk syncs.
 	pend := &pending{store: e.cfg.Store, start: start}
+	cm := newCommitter(e.cfg.Store, pend, p)
+	// flush commits what is verified and waits for every commit.
 	flush := func() error {
-		if len(pend.run) == 0 {
-			return nil
-		}
-		err := e.cfg.Store.Connect(pend.run)
-		if err == nil {
-			stored += int32(len(pend.run))
-			p.update(pend.start + int32(len(pend.run)) - 1)
-		}
-		pend.start += int32(len(pend.run))
-		pend.run = nil
-		return err
+		pend.queueRest(cm)
+		return cm.finish()
 	}
 	issue()
 	for len(queue) > 0 {
@@ -159,13 +153,20 @@ func (e *Engine) fetchRange(ctx context.Context, c *electrumx.Client, start, end
 		select {
 		case res = <-sl.ch:
 		case <-ctx.Done():
-			return stored, errors.Join(ctx.Err(), flush())
+			err := errors.Join(ctx.Err(), flush())
+			return cm.stored(), err
 		}
 		if res.err != nil {
-			return stored, errors.Join(res.err, flush())
+			err := errors.Join(res.err, flush())
+			return cm.stored(), err
+		}
+		if cm.failed() != nil {
+			err := cm.finish()
+			return cm.stored(), err
 		}
 		// Refill the pipeline before the work on this chunk.
-		if res.parseErr == nil && int32(len(res.checked)) == sl.count {
+		short := int32(len(res.checked)) < sl.count
+		if !short && res.parseErr == nil {
 			issue()
 		}
 		checked := res.checked
@@ -174,45 +175,148 @@ func (e *Engine) fetchRange(ctx context.Context, c *electrumx.Client, start, end
 				"server", c.Server().String(), "start", res.start, "err", res.parseErr)
 			fhs, err := e.singleHeaders(ctx, c, res.start, 100)
 			if err != nil {
-				return stored, errors.Join(err, flush())
+				err = errors.Join(err, flush())
+				return cm.stored(), err
 			}
 			checked = headers.Precheck(fhs, e.cfg.Params)
+			short = int32(len(checked)) < sl.count
 		}
 		if err := e.verifyChunk(c, pend, res.start, checked); err != nil {
-			return stored, errors.Join(err, flush())
-		}
-		short := int32(len(checked)) < sl.count
-		if short || len(pend.run) >= chunkSize || (len(queue) == 0 && nextReq > end) {
-			if err := flush(); err != nil {
-				return stored, err
-			}
+			err = errors.Join(err, flush())
+			return cm.stored(), err
 		}
 		if short {
 			// The server's chain moved or it withheld headers: restart the
 			// pipeline from where we are.
-			return stored, nil
+			err := flush()
+			return cm.stored(), err
+		}
+		if pend.unqueued() >= chunkSize {
+			pend.queueRest(cm)
 		}
 		issue()
 	}
-	return stored, flush()
+	err := flush()
+	return cm.stored(), err
 }
 
-// pending is the chain context of a sync batch: verified headers not yet
-// committed, on top of the store.
+// pending is the chain context of a sync: verified headers not yet
+// committed (some of them in the committer's hands) on top of the store.
 type pending struct {
-	store *headers.Store
-	start int32
-	run   []headers.VerifiedHeader
+	store  *headers.Store
+	mu     sync.Mutex
+	start  int32 // height of run[0]
+	run    []headers.VerifiedHeader
+	queued int // run[:queued] is handed to the committer
 }
 
 func (p *pending) BlockAt(h int32) (headers.BlockInfo, bool) {
-	if h < p.start {
-		return p.store.BlockAt(h)
+	p.mu.Lock()
+	if h >= p.start {
+		defer p.mu.Unlock()
+		if i := int(h - p.start); i < len(p.run) {
+			return p.run[i].Info, true
+		}
+		return headers.BlockInfo{}, false
 	}
-	if i := int(h - p.start); i < len(p.run) {
-		return p.run[i].Info, true
+	p.mu.Unlock()
+	// Below start everything is committed: start only moves up after a
+	// commit.
+	return p.store.BlockAt(h)
+}
+
+func (p *pending) append(vh []headers.VerifiedHeader) {
+	p.mu.Lock()
+	p.run = append(p.run, vh...)
+	p.mu.Unlock()
+}
+
+func (p *pending) unqueued() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.run) - p.queued
+}
+
+// queueRest hands every verified header not yet queued to the committer.
+func (p *pending) queueRest(cm *committer) {
+	p.mu.Lock()
+	batch := p.run[p.queued:len(p.run):len(p.run)]
+	p.queued = len(p.run)
+	p.mu.Unlock()
+	if len(batch) > 0 {
+		cm.jobs <- batch
 	}
-	return headers.BlockInfo{}, false
+}
+
+// committed drops n committed headers from the front of the run.
+func (p *pending) committed(n int) {
+	p.mu.Lock()
+	p.run = p.run[n:]
+	p.queued -= n
+	p.start += int32(n)
+	p.mu.Unlock()
+}
+
+// committer stores batches of verified headers in order, one commit at a
+// time; after a failed commit it drops the rest.
+type committer struct {
+	jobs chan []headers.VerifiedHeader
+	done chan struct{}
+
+	mu     sync.Mutex
+	err    error
+	count  int32
+	closed bool
+}
+
+func newCommitter(store *headers.Store, pend *pending, p *progress) *committer {
+	// One batch queued behind the one being committed: enough to keep
+	// the disk busy, and a bound on memory when it is the slower side.
+	cm := &committer{jobs: make(chan []headers.VerifiedHeader), done: make(chan struct{})}
+	go func() {
+		defer close(cm.done)
+		for batch := range cm.jobs {
+			if cm.failed() != nil {
+				continue
+			}
+			if err := store.Connect(batch); err != nil {
+				cm.mu.Lock()
+				cm.err = err
+				cm.mu.Unlock()
+				continue
+			}
+			pend.committed(len(batch))
+			cm.mu.Lock()
+			cm.count += int32(len(batch))
+			cm.mu.Unlock()
+			p.update(batch[len(batch)-1].Info.Height)
+		}
+	}()
+	return cm
+}
+
+func (cm *committer) failed() error {
+	cm.mu.Lock()
+	defer cm.mu.Unlock()
+	return cm.err
+}
+
+func (cm *committer) stored() int32 {
+	cm.mu.Lock()
+	defer cm.mu.Unlock()
+	return cm.count
+}
+
+// finish waits for every queued commit and returns the first error.
+func (cm *committer) finish() error {
+	cm.mu.Lock()
+	if !cm.closed {
+		cm.closed = true
+		close(cm.jobs)
+	}
+	cm.mu.Unlock()
+	<-cm.done
+	return cm.failed()
 }
 
 // verifyChunk verifies headers from start on top of the pending batch. A
@@ -237,7 +341,7 @@ func (e *Engine) verifyChunk(c *electrumx.Client, pend *pending, start int32, ch
 		}
 		return err
 	}
-	pend.run = append(pend.run, vh...)
+	pend.append(vh)
 	return nil
 }
 

@@ -85,7 +85,7 @@ func (c *benchCommand) Execute([]string) error {
 	}
 
 	fmt.Printf("\nMachine: %d CPUs, %s %s/%s, %s build; GOGC=%s GOMEMLIMIT=%s\n", runtime.NumCPU(), runtime.Version(),
-		runtime.GOOS, runtime.GOARCH, buildKind(), orDefault(os.Getenv("GOGC"), strconv.Itoa(defaultGCPercent)),
+		runtime.GOOS, runtime.GOARCH, buildKind(), orDefault(os.Getenv("GOGC"), "100"),
 		orDefault(os.Getenv("GOMEMLIMIT"), fmt.Sprintf("%dMiB", defaultMemoryLimit>>20)))
 	fmt.Println("Servers on loopback: protocol 1.4.3 with ElectrumX 1.20's padding and 1 s small-reply timer; protocol 1.4.2 without.")
 

@@ -161,8 +161,8 @@ func newParser(cfg *config) *flags.Parser {
 		"verifies each with Namecoin Core's rules, asks ElectrumX servers through Tor " +
 		"with a separate circuit per lookup stream ID, proves every answer against its " +
 		"own headers and serves name_show over JSON-RPC for ncprop279. Without a " +
-		"command it runs the daemon. It keeps its memory small with GOGC=50 and " +
-		"GOMEMLIMIT=16MiB unless those environment variables are set."
+		"command it runs the daemon. It keeps its memory small with a soft limit " +
+		"of 16 MiB (GOMEMLIMIT=16MiB) unless GOMEMLIMIT is set."
 	return p
 }
 

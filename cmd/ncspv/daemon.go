@@ -53,22 +53,17 @@ func newLogger(level slog.Level, getenv func(string) string) *slog.Logger {
 
 var chainName = map[string]string{"mainnet": "main", "testnet": "test", "regtest": "regtest"}
 
-// ncspv's live heap is a few MB, and with Go's defaults garbage grows to
-// twice that between collections. A lower GOGC and a soft memory limit
-// keep the process under 20 MiB (BENCHMARKS.md); the price is CPU: the
-// benchmark's sync runs about a quarter slower than with Go's defaults. Past the limit the collector works harder, never with more
-// than half the CPU, so a burst of work slows down instead of failing; a
-// tighter limit (12 MiB) made 100 concurrent lookups 5x slower. The
-// GOGC and GOMEMLIMIT environment variables override both.
-const (
-	defaultGCPercent   = 50
-	defaultMemoryLimit = 16 << 20
-)
+// defaultMemoryLimit is the Go runtime's soft memory limit for ncspv
+// (GOMEMLIMIT overrides it). ncspv's live heap is a few MB; the limit keeps
+// the garbage between collections from growing the process past 20 MiB
+// during a sync (BENCHMARKS.md). Past it the collector works harder, never
+// with more than half the CPU, so a burst of work slows down instead of
+// failing. A tighter limit (12 MiB) made 100 concurrent lookups five times
+// slower (goroutine stacks count against it), and GOGC=50 cost a quarter
+// of the sync speed for 2 MiB.
+const defaultMemoryLimit = 16 << 20
 
 func limitMemory(getenv func(string) string) {
-	if getenv("GOGC") == "" {
-		debug.SetGCPercent(defaultGCPercent)
-	}
 	if getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(defaultMemoryLimit)
 	}
