@@ -1,9 +1,8 @@
 package main
 
 import (
-	"encoding/json"
+	"context"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,6 +47,7 @@ func TestDaemonKilledMidSync(t *testing.T) {
 
 	dir := t.TempDir()
 	rpcAddr := freeLoopbackAddr(t)
+	rpcAuth := &config{RPCUser: "u", RPCPass: "p"}
 	start := func() *exec.Cmd {
 		args := []string{"daemon", "--regtest", "--datadir", dir, "--server", srv.Address().String(), "--proxy=none",
 			"--rpclisten=" + rpcAddr, "--rpcuser=u", "--rpcpass=p", "--debuglevel=warn"}
@@ -63,7 +63,8 @@ func TestDaemonKilledMidSync(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(60 * time.Second)
 		for {
-			if h, err := blockCount(rpcAddr); err == nil && h >= want {
+			raw, err := callRPC(context.Background(), rpcAddr, rpcAuth, nil, "getblockcount", nil)
+			if h, perr := strconv.ParseInt(string(raw), 10, 64); err == nil && perr == nil && h >= want {
 				return
 			}
 			if time.Now().After(deadline) {
@@ -86,7 +87,7 @@ func TestDaemonKilledMidSync(t *testing.T) {
 	mu.Unlock()
 	second := start()
 	waitHeight(second, tip)
-	if _, err := rpcCall(rpcAddr, "stop"); err != nil {
+	if _, err := callRPC(context.Background(), rpcAddr, rpcAuth, nil, "stop", nil); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
 	if err := second.Wait(); err != nil {
@@ -131,40 +132,4 @@ func freeLoopbackAddr(t *testing.T) string {
 	}
 	defer ln.Close()
 	return ln.Addr().String()
-}
-
-func rpcCall(addr, method string) (json.RawMessage, error) {
-	req, _ := http.NewRequest("POST", "http://"+addr+"/",
-		strings.NewReader(`{"jsonrpc":"1.0","id":1,"method":"`+method+`","params":[]}`))
-	req.SetBasicAuth("u", "p")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	var r struct {
-		Result json.RawMessage `json:"result"`
-		Error  *struct {
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		return nil, err
-	}
-	if r.Error != nil {
-		return nil, &rpcFailure{r.Error.Message}
-	}
-	return r.Result, nil
-}
-
-type rpcFailure struct{ msg string }
-
-func (e *rpcFailure) Error() string { return e.msg }
-
-func blockCount(addr string) (int64, error) {
-	raw, err := rpcCall(addr, "getblockcount")
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseInt(string(raw), 10, 64)
 }
