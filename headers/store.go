@@ -498,11 +498,8 @@ var errNothingNew = errors.New("nothing new")
 func deleteRange(tx *bolt.Tx, from, to int32) error {
 	hb := tx.Bucket(bucketHeaders)
 	for h := from; h <= to; h++ {
-		key := be32(uint32(h))
-		if hb.Get(key) == nil {
-			continue
-		}
-		if err := hb.Delete(key); err != nil {
+		// Deleting a missing key is a no-op in bbolt.
+		if err := hb.Delete(be32(uint32(h))); err != nil {
 			return err
 		}
 	}
@@ -510,8 +507,8 @@ func deleteRange(tx *bolt.Tx, from, to int32) error {
 }
 
 // CheckIntegrity walks the stored chain and checks every invariant: one
-// record per height from base to tip, each header hashing to its record and linking to the one below, and the
-// cumulative work adding up.
+// record per height from base to tip, each header hashing to its record
+// and linking to the one below, and the cumulative work adding up.
 func (s *Store) CheckIntegrity() error {
 	return s.db.View(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
