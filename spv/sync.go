@@ -270,8 +270,8 @@ type committer struct {
 }
 
 func newCommitter(store *headers.Store, pend *pending, p *progress) *committer {
-	// One batch queued behind the one being committed: enough to keep
-	// the disk busy, and a bound on memory when it is the slower side.
+	// Unbuffered: the next batch waits until the one being committed is
+	// stored, a bound on memory when the disk is the slower side.
 	cm := &committer{jobs: make(chan []headers.VerifiedHeader), done: make(chan struct{})}
 	go func() {
 		defer close(cm.done)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -258,10 +259,5 @@ func torVersionBefore(version string, min [4]int) bool {
 		}
 		v[i] = n
 	}
-	for i := range v {
-		if v[i] != min[i] {
-			return v[i] < min[i]
-		}
-	}
-	return false
+	return slices.Compare(v[:], min[:]) < 0
 }
