@@ -369,7 +369,7 @@ type preEncodedBuf []byte
 // bufPool recycles the megabyte buffers of block.headers replies.
 var bufPool sync.Pool
 
-func (s *Server) getBuf() []byte {
+func getBuf() []byte {
 	if p, ok := bufPool.Get().(*[]byte); ok {
 		return (*p)[:0]
 	}
@@ -589,7 +589,7 @@ func (s *Server) dispatch(sc *serverConn, method string, params []json.RawMessag
 		// Built by hand into a reused buffer: json.Marshal would escape and
 		// re-validate megabytes of hex, and fresh megabyte buffers cost
 		// page faults, making the fake the bottleneck of benchmarks.
-		res := s.getBuf()
+		res := getBuf()
 		res = append(res, `{"hex":"`...)
 		res = b.appendJoinedHex(res, start, count, cp > 0)
 		res = fmt.Appendf(res, `","count":%d,"max":2016`, count)
