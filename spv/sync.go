@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -202,20 +203,26 @@ func (e *Engine) fetchRange(ctx context.Context, c *electrumx.Client, start, end
 
 // pending is the chain context of a sync: verified headers not yet
 // committed (some of them in the committer's hands) on top of the store.
+// It keeps the verified chunks as they came instead of one growing slice:
+// copying that slice as it grew cost 7 % of the sync's CPU.
 type pending struct {
 	store  *headers.Store
 	mu     sync.Mutex
-	start  int32 // height of run[0]
-	run    []headers.VerifiedHeader
-	queued int // run[:queued] is handed to the committer
+	start  int32 // height of chunks[0][0]
+	chunks [][]headers.VerifiedHeader
+	queued int // chunks[:queued] are handed to the committer
 }
 
 func (p *pending) BlockAt(h int32) (headers.BlockInfo, bool) {
 	p.mu.Lock()
 	if h >= p.start {
 		defer p.mu.Unlock()
-		if i := int(h - p.start); i < len(p.run) {
-			return p.run[i].Info, true
+		i := int(h - p.start)
+		for _, c := range p.chunks {
+			if i < len(c) {
+				return c[i].Info, true
+			}
+			i -= len(c)
 		}
 		return headers.BlockInfo{}, false
 	}
@@ -227,40 +234,59 @@ func (p *pending) BlockAt(h int32) (headers.BlockInfo, bool) {
 
 func (p *pending) append(vh []headers.VerifiedHeader) {
 	p.mu.Lock()
-	p.run = append(p.run, vh...)
+	p.chunks = append(p.chunks, vh)
 	p.mu.Unlock()
 }
 
 func (p *pending) unqueued() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.run) - p.queued
+	n := 0
+	for _, c := range p.chunks[p.queued:] {
+		n += len(c)
+	}
+	return n
 }
 
-// queueRest hands every verified header not yet queued to the committer.
+// queueRest hands every verified header not yet queued to the committer,
+// as one batch.
 func (p *pending) queueRest(cm *committer) {
 	p.mu.Lock()
-	batch := p.run[p.queued:len(p.run):len(p.run)]
-	p.queued = len(p.run)
+	rest := p.chunks[p.queued:]
+	p.queued = len(p.chunks)
 	p.mu.Unlock()
-	if len(batch) > 0 {
-		cm.jobs <- batch
+	if len(rest) == 0 {
+		return
 	}
+	var batch []headers.VerifiedHeader
+	for _, c := range rest {
+		batch = append(batch, c...)
+	}
+	cm.jobs <- commitJob{batch: batch, chunks: len(rest)}
 }
 
-// committed drops n committed headers from the front of the run.
+// committed drops the first n chunks, committed, from the front.
 func (p *pending) committed(n int) {
 	p.mu.Lock()
-	p.run = p.run[n:]
+	for _, c := range p.chunks[:n] {
+		p.start += int32(len(c))
+	}
+	p.chunks = slices.Delete(p.chunks, 0, n)
 	p.queued -= n
-	p.start += int32(n)
 	p.mu.Unlock()
+}
+
+// commitJob is one batch for the committer: the headers of the first
+// chunks of the pending run.
+type commitJob struct {
+	batch  []headers.VerifiedHeader
+	chunks int
 }
 
 // committer stores batches of verified headers in order, one commit at a
 // time; after a failed commit it drops the rest.
 type committer struct {
-	jobs chan []headers.VerifiedHeader
+	jobs chan commitJob
 	done chan struct{}
 
 	mu     sync.Mutex
@@ -272,10 +298,11 @@ type committer struct {
 func newCommitter(store *headers.Store, pend *pending, p *progress) *committer {
 	// Unbuffered: the next batch waits until the one being committed is
 	// stored, a bound on memory when the disk is the slower side.
-	cm := &committer{jobs: make(chan []headers.VerifiedHeader), done: make(chan struct{})}
+	cm := &committer{jobs: make(chan commitJob), done: make(chan struct{})}
 	go func() {
 		defer close(cm.done)
-		for batch := range cm.jobs {
+		for job := range cm.jobs {
+			batch := job.batch
 			if cm.failed() != nil {
 				continue
 			}
@@ -285,7 +312,7 @@ func newCommitter(store *headers.Store, pend *pending, p *progress) *committer {
 				cm.mu.Unlock()
 				continue
 			}
-			pend.committed(len(batch))
+			pend.committed(job.chunks)
 			cm.mu.Lock()
 			cm.count += int32(len(batch))
 			cm.mu.Unlock()
