@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ncspv/ncspv/checkpoints"
@@ -110,11 +112,21 @@ func (c *benchCommand) Execute([]string) error {
 		defer pf.Close()
 	}
 	ctx := context.Background()
+	serverCPU0, err := serverCPU(ask)
+	if err != nil {
+		return err
+	}
+	ownCPU0 := cpuTime()
 	t0 := time.Now()
 	if err := engine.Sync(ctx); err != nil {
 		return err
 	}
 	syncTime := time.Since(t0)
+	ownCPU := cpuTime() - ownCPU0
+	serverCPU1, err := serverCPU(ask)
+	if err != nil {
+		return err
+	}
 	if c.CPUProfile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -169,6 +181,9 @@ func (c *benchCommand) Execute([]string) error {
 	fmt.Printf("\nSync: %d headers (%.1f MB raw) verified and stored in %v: %.0f headers/s\n",
 		c.Blocks, float64(bytes)/1e6, syncTime.Round(time.Millisecond), float64(c.Blocks)/syncTime.Seconds())
 	fmt.Printf("      peak RSS after sync: %.1f MiB\n", float64(syncRSS)/(1<<20))
+	fmt.Printf("      CPU time during the sync: ncspv %v, fake server %v (of %v on %d CPUs)\n",
+		ownCPU.Round(time.Millisecond), (serverCPU1 - serverCPU0).Round(time.Millisecond),
+		(syncTime * time.Duration(runtime.NumCPU())).Round(time.Millisecond), runtime.NumCPU())
 	fmt.Printf("      raw transfer of the same chunks (same requests in flight, decoded, unverified): %v; sync/raw time ratio %.2f\n",
 		rawTime.Round(time.Millisecond), syncTime.Seconds()/rawTime.Seconds())
 
@@ -207,12 +222,37 @@ func (c *benchCommand) Execute([]string) error {
 			}
 			fmt.Printf("  %3d concurrent: p50 %v  p99 %v  max %v  (%d lookups)\n", conc,
 				pct(lat, 50), pct(lat, 99), lat[len(lat)-1], len(lat))
+			if proto == "1.4.3" {
+				raw, err := measureRawProofs(ctx, s, conc, c.Lookups)
+				if err != nil {
+					return err
+				}
+				fmt.Printf("       bare round trips of the same request, unparsed: p50 %v  p99 %v\n", pct(raw, 50), pct(raw, 99))
+			}
 		}
 		closeE2()
 	}
 	runtime.GC()
 	fmt.Printf("\nPeak RSS of this process (sync + lookups): %.1f MiB\n", float64(peakRSS())/(1<<20))
 	return nil
+}
+
+// serverCPU asks the bench server for the CPU time it has used.
+func serverCPU(ask func(string) ([]string, error)) (time.Duration, error) {
+	f, err := ask("cpu")
+	if err != nil || len(f) != 1 {
+		return 0, fmt.Errorf("cpu: %v %v", f, err)
+	}
+	return time.ParseDuration(f[0])
+}
+
+// cpuTime is the user and system CPU time this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func roundTrips(ask func(string) ([]string, error), s electrumx.Server) (int, error) {
@@ -301,6 +341,50 @@ func measureLookups(ctx context.Context, e *spv.Engine, conc, n int) ([]time.Dur
 	return lat, nil
 }
 
+// measureRawProofs is measureLookups without ncspv: conc connections
+// send the get_value_proof requests a lookup sends and take the reply
+// line as it comes, neither decoded nor verified. Its latency is what the
+// machine, the loopback and the fake server cost on their own.
+func measureRawProofs(ctx context.Context, srv electrumx.Server, conc, n int) ([]time.Duration, error) {
+	var mu sync.Mutex
+	var lat []time.Duration
+	var firstErr error
+	var wg sync.WaitGroup
+	per := n / conc
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := make([]time.Duration, 0, per)
+			c, err := electrumx.Dial(ctx, srv, electrumx.Config{Dial: electrumx.DialFunc(tor.Direct.Dialer(tor.Fresh()))})
+			if err == nil {
+				defer c.Close()
+				var r json.RawMessage
+				for i := 0; i <= per && err == nil; i++ { // the first one warms up
+					sh := spv.NameScriptHash([]byte(benchNames[i%len(benchNames)]))
+					t0 := time.Now()
+					err = c.Call(ctx, "blockchain.name.get_value_proof", []any{sh}, &r)
+					if i > 0 {
+						local = append(local, time.Since(t0))
+					}
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				firstErr = err
+			}
+			lat = append(lat, local...)
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	slices.Sort(lat)
+	return lat, nil
+}
+
 func pct(sorted []time.Duration, p int) time.Duration {
 	i := (len(sorted)*p + 99) / 100
 	i = min(max(i-1, 0), len(sorted)-1)
@@ -360,6 +444,9 @@ func (c *benchServerCommand) Execute([]string) error {
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		f := strings.Fields(in.Text())
+		if len(f) == 1 && f[0] == "cpu" {
+			fmt.Println(cpuTime())
+		}
 		if len(f) == 2 && f[0] == "count" {
 			n := s142.RoundTrips()
 			if f[1] == s143.Address().String() {

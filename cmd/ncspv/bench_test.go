@@ -1,0 +1,45 @@
+package main
+
+import (
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestBenchCommand runs "ncspv bench" on a short chain: it must sync the
+// whole chain, count one round trip per lookup on protocol 1.4.3 and two
+// on 1.4.2, and print every figure BENCHMARKS.md quotes.
+func TestBenchCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "ncspv")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "bench", "--blocks", "300", "--lookups", "200").CombinedOutput()
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, out)
+	}
+	text := string(out)
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`Sync: 300 headers \(.* MB raw\) verified and stored in .*: \d+ headers/s`),
+		regexp.MustCompile(`CPU time during the sync: ncspv \S+, fake server \S+ \(of \S+ on \d+ CPUs\)`),
+		regexp.MustCompile(`sync/raw time ratio \d+\.\d\d`),
+		regexp.MustCompile(`protocol 1\.4\.3: 1\.00 round trips per lookup`),
+		regexp.MustCompile(`protocol 1\.4\.2: 2\.00 round trips per lookup`),
+		regexp.MustCompile(`(?m)^ +1 concurrent: p50 \S+ +p99 \S+ +max \S+ +\(200 lookups\)`),
+		regexp.MustCompile(`(?m)^ +100 concurrent: p50 \S+ +p99 \S+ +max \S+ +\(200 lookups\)`),
+		regexp.MustCompile(`bare round trips of the same request, unparsed: p50 \S+ +p99 \S+`),
+		regexp.MustCompile(`Peak RSS of this process \(sync \+ lookups\): \d+\.\d MiB`),
+	} {
+		if !want.MatchString(text) {
+			t.Errorf("output lacks %q:\n%s", want, text)
+		}
+	}
+	if n := strings.Count(text, "bare round trips"); n != 2 {
+		t.Errorf("%d bare round trip lines, want 2 (1 and 100 concurrent on 1.4.3)", n)
+	}
+}
