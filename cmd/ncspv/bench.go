@@ -35,6 +35,7 @@ type benchCommand struct {
 	Pipeline   int    `long:"pipeline" default:"0" description:"Sync requests in flight (0: the engine's default)"`
 	DataDir    string `long:"datadir" description:"Where the benchmark's header database goes (default: a temporary directory)"`
 	CPUProfile string `long:"cpuprofile" description:"Write a CPU profile of the sync to this file"`
+	LookupCPU  string `long:"lookup-cpuprofile" description:"Write a CPU profile of the 100 concurrent lookups on protocol 1.4.3 to this file"`
 }
 
 // benchNames are registered in the generated chain.
@@ -216,7 +217,19 @@ func (c *benchCommand) Execute([]string) error {
 		}
 		fmt.Printf("\nLookups, protocol %s: %.2f round trips per lookup\n", proto, float64(after-before)/counted)
 		for _, conc := range []int{1, 100} {
+			profile := c.LookupCPU != "" && conc == 100 && proto == "1.4.3"
+			if profile {
+				pf, err := os.Create(c.LookupCPU)
+				if err != nil {
+					return err
+				}
+				defer pf.Close()
+				pprof.StartCPUProfile(pf)
+			}
 			lat, err := measureLookups(ctx, e2, conc, c.Lookups)
+			if profile {
+				pprof.StopCPUProfile()
+			}
 			if err != nil {
 				return err
 			}
