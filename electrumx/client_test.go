@@ -547,6 +547,8 @@ func TestStreamedHexReplies(t *testing.T) {
 		{"newline inside the hex", prefix + "00\n", electrumx.ErrProtocol},
 		{"endless hex", prefix + strings.Repeat("00", 600<<10), electrumx.ErrReplyTooLarge},
 		{"second hex member", prefix + `00","hex":"00","count":1},"id":2}`, electrumx.ErrBadReply},
+		{"padding past the line limit", prefix + `00","count":1,"max":2016},"id":2` + strings.Repeat(" ", 2<<20) + `}`, electrumx.ErrReplyTooLarge},
+		{"blanks between members", prefix + "00\",  \"count\":1\t,\r\"max\":2016 },\"id\":2" + strings.Repeat(" ", 900<<10) + "}", nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -78,6 +78,17 @@ func readHexReply(r *bufio.Reader, max int) (line, decoded []byte, err error) {
 	rest = append(rest, '"')
 	inString, escaped := false, false
 	for {
+		if !inString {
+			// Padding comes in runs of up to a megabyte: skip what is
+			// buffered of a run at once, not byte by byte.
+			n, err := skipBlanks(r, max-total+1)
+			if err != nil {
+				return nil, nil, err
+			}
+			if total += n; total > max {
+				return nil, nil, fmt.Errorf("%w: more than %d bytes without a newline", ErrReplyTooLarge, max)
+			}
+		}
 		c, err := r.ReadByte()
 		if err != nil {
 			return nil, nil, err
@@ -104,6 +115,28 @@ func readHexReply(r *bufio.Reader, max int) (line, decoded []byte, err error) {
 		}
 		rest = append(rest, c)
 	}
+}
+
+// skipBlanks discards the spaces, tabs and carriage returns at the front
+// of r, up to limit of them, and returns how many it discarded.
+func skipBlanks(r *bufio.Reader, limit int) (int, error) {
+	skipped := 0
+	for skipped < limit {
+		window, err := r.Peek(min(max(r.Buffered(), 1), limit-skipped))
+		if len(window) == 0 {
+			return skipped, err
+		}
+		n := 0
+		for n < len(window) && (window[n] == ' ' || window[n] == '\t' || window[n] == '\r') {
+			n++
+		}
+		r.Discard(n)
+		skipped += n
+		if n < len(window) {
+			break
+		}
+	}
+	return skipped, nil
 }
 
 // startsHexReply reports whether the next line starts with
