@@ -252,7 +252,9 @@ func (p *pending) unqueued() int {
 // as one batch.
 func (p *pending) queueRest(cm *committer) {
 	p.mu.Lock()
-	rest := p.chunks[p.queued:]
+	// A copy: the committer may drop chunks from the front while the
+	// batch is put together below.
+	rest := slices.Clone(p.chunks[p.queued:])
 	p.queued = len(p.chunks)
 	p.mu.Unlock()
 	if len(rest) == 0 {
@@ -271,7 +273,8 @@ func (p *pending) committed(n int) {
 	for _, c := range p.chunks[:n] {
 		p.start += int32(len(c))
 	}
-	p.chunks = slices.Delete(p.chunks, 0, n)
+	clear(p.chunks[:n]) // let the collector have them
+	p.chunks = p.chunks[n:]
 	p.queued -= n
 	p.mu.Unlock()
 }
