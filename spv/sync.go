@@ -78,9 +78,12 @@ func (e *Engine) syncWith(ctx context.Context, s electrumx.Server) error {
 	next := ours.Height + 1
 	for next <= serverTip {
 		n, err := e.fetchRange(ctx, c, next, serverTip, progress)
+		next += n
 		if errors.Is(err, headers.ErrDoesNotConnect) {
-			// The server is on another branch below our tip.
-			fork, ferr := e.findFork(ctx, c, next-1)
+			// The server is on another branch below our tip, which may
+			// have grown in this fetchRange: look for the fork from the
+			// tip down, not from where the fetch began.
+			fork, ferr := e.findFork(ctx, c, e.cfg.Store.Tip().Height)
 			if ferr != nil {
 				return ferr
 			}
@@ -90,7 +93,6 @@ func (e *Engine) syncWith(ctx context.Context, s electrumx.Server) error {
 		if err != nil {
 			return err
 		}
-		next += n
 	}
 	progress.done(e.cfg.Store.Tip().Height)
 	return nil
