@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,6 +38,10 @@ type benchCommand struct {
 	CPUProfile string `long:"cpuprofile" description:"Write a CPU profile of the sync to this file"`
 	LookupCPU  string `long:"lookup-cpuprofile" description:"Write a CPU profile of the 100 concurrent lookups on protocol 1.4.3 to this file"`
 }
+
+// benchLog shows the engine's warnings (fallbacks, lies, retries) on
+// standard error: a figure measured through one of them should say so.
+var benchLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 // benchNames are registered in the generated chain.
 var benchNames = []string{"d/bench", "d/example", "id/alice"}
@@ -287,7 +292,7 @@ func benchEngine(path string, srv electrumx.Server, c *benchCommand) (*spv.Engin
 	pool := electrumx.NewPool(electrumx.Config{})
 	e, err := spv.New(spv.Config{Params: p, Addresses: spv.RegTestAddresses, Checkpoint: cp, Store: store,
 		Servers: []electrumx.Server{srv}, Router: tor.NewRouter(tor.Direct), Pool: pool,
-		QueryServers: 1, ChunkSize: c.ChunkSize, Pipeline: c.Pipeline})
+		QueryServers: 1, ChunkSize: c.ChunkSize, Pipeline: c.Pipeline, Logger: benchLog})
 	if err != nil {
 		store.Close()
 		return nil, nil, nil, err
@@ -300,7 +305,7 @@ func lookupEngine(store *headers.Store, srv electrumx.Server) (*spv.Engine, func
 	pool := electrumx.NewPool(electrumx.Config{})
 	e, err := spv.New(spv.Config{Params: p, Addresses: spv.RegTestAddresses, Checkpoint: checkpoints.ForNetwork(p),
 		Store: store, Servers: []electrumx.Server{srv}, Router: tor.NewRouter(tor.Direct), Pool: pool,
-		QueryServers: 1, Confirmations: 1, NoCache: true, CatchUpAfter: time.Hour})
+		QueryServers: 1, Confirmations: 1, NoCache: true, CatchUpAfter: time.Hour, Logger: benchLog})
 	if err != nil {
 		return nil, nil, err
 	}
