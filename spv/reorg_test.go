@@ -8,13 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ncspv/ncspv/checkpoints"
-	"github.com/ncspv/ncspv/electrumx"
 	"github.com/ncspv/ncspv/electrumx/electrumxtest"
 	"github.com/ncspv/ncspv/headers"
 	"github.com/ncspv/ncspv/internal/chaingen"
-	"github.com/ncspv/ncspv/spv"
-	"github.com/ncspv/ncspv/tor"
 )
 
 // TestReorgDuringSync: the server switches to a heavier branch in the
@@ -44,19 +40,8 @@ func TestReorgDuringSync(t *testing.T) {
 		}
 		return nil
 	})
-	store, err := headers.OpenStore(filepath.Join(t.TempDir(), "headers.db"), p, checkpoints.ForNetwork(p).Anchor(), headers.StoreOptions{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, store := openChunkedSync(t, filepath.Join(t.TempDir(), "headers.db"), srv)
 	defer store.Close()
-	pool := electrumx.NewPool(electrumx.Config{})
-	defer pool.Close()
-	e, err := spv.New(spv.Config{Params: p, Addresses: spv.RegTestAddresses,
-		Checkpoint: checkpoints.ForNetwork(p), Store: store, Servers: []electrumx.Server{srv.Address()},
-		Router: tor.NewRouter(tor.Direct), Pool: pool, Pipeline: 1, ChunkSize: 2016, QueryServers: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer e.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

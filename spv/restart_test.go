@@ -28,21 +28,7 @@ func TestResumeAfterInterruptedSync(t *testing.T) {
 	srv := startServer(t, electrumxtest.FromChain(g), "1.4.3")
 	path := filepath.Join(t.TempDir(), "headers.db")
 
-	open := func() (*spv.Engine, *headers.Store) {
-		store, err := headers.OpenStore(path, p, checkpoints.ForNetwork(p).Anchor(), headers.StoreOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		pool := electrumx.NewPool(electrumx.Config{})
-		t.Cleanup(pool.Close)
-		e, err := spv.New(spv.Config{Params: p, Addresses: spv.RegTestAddresses,
-			Checkpoint: checkpoints.ForNetwork(p), Store: store, Servers: []electrumx.Server{srv.Address()},
-			Router: tor.NewRouter(tor.Direct), Pool: pool, Pipeline: 1, ChunkSize: 2016, QueryServers: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return e, store
-	}
+	open := func() (*spv.Engine, *headers.Store) { return openChunkedSync(t, path, srv) }
 
 	// First run: interrupted while the third chunk is being served.
 	e1, store1 := open()
@@ -88,4 +74,26 @@ func TestResumeAfterInterruptedSync(t *testing.T) {
 			t.Fatalf("re-downloaded from %d although %d headers were stored", start, stored)
 		}
 	}
+}
+
+// openChunkedSync opens the regtest store at path and an engine on srv
+// that syncs one 2016-header chunk at a time, so that a test knows which
+// request fetches what. The caller closes both.
+func openChunkedSync(t *testing.T, path string, srv *electrumxtest.Server) (*spv.Engine, *headers.Store) {
+	t.Helper()
+	p := &headers.RegTestParams
+	store, err := headers.OpenStore(path, p, checkpoints.ForNetwork(p).Anchor(), headers.StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := electrumx.NewPool(electrumx.Config{})
+	t.Cleanup(pool.Close)
+	e, err := spv.New(spv.Config{Params: p, Addresses: spv.RegTestAddresses,
+		Checkpoint: checkpoints.ForNetwork(p), Store: store, Servers: []electrumx.Server{srv.Address()},
+		Router: tor.NewRouter(tor.Direct), Pool: pool, Pipeline: 1, ChunkSize: 2016, QueryServers: 1})
+	if err != nil {
+		store.Close()
+		t.Fatal(err)
+	}
+	return e, store
 }
