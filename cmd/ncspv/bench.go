@@ -316,47 +316,15 @@ func lookupEngine(store *headers.Store, srv electrumx.Server) (*spv.Engine, func
 }
 
 // measureLookups runs n lookups spread over conc goroutines, each with its
-// own stream ID (so its own connection), after one warm-up lookup each.
+// own stream ID (so its own connection).
 func measureLookups(ctx context.Context, e *spv.Engine, conc, n int) ([]time.Duration, error) {
-	var mu sync.Mutex
-	var lat []time.Duration
-	var firstErr error
-	var wg sync.WaitGroup
-	per := n / conc
-	for w := 0; w < conc; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			opts := spv.LookupOptions{StreamID: fmt.Sprintf("stream-%d-%d", conc, w)}
-			if _, err := e.NameShow(ctx, []byte(benchNames[0]), opts); err != nil {
-				mu.Lock()
-				firstErr = err
-				mu.Unlock()
-				return
-			}
-			local := make([]time.Duration, 0, per)
-			for i := 0; i < per; i++ {
-				t0 := time.Now()
-				_, err := e.NameShow(ctx, []byte(benchNames[i%len(benchNames)]), opts)
-				local = append(local, time.Since(t0))
-				if err != nil {
-					mu.Lock()
-					firstErr = err
-					mu.Unlock()
-					return
-				}
-			}
-			mu.Lock()
-			lat = append(lat, local...)
-			mu.Unlock()
-		}(w)
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
-	}
-	slices.Sort(lat)
-	return lat, nil
+	return measure(conc, n, func(w int) (func(int) error, func(), error) {
+		opts := spv.LookupOptions{StreamID: fmt.Sprintf("stream-%d-%d", conc, w)}
+		return func(i int) error {
+			_, err := e.NameShow(ctx, []byte(benchNames[i%len(benchNames)]), opts)
+			return err
+		}, func() {}, nil
+	})
 }
 
 // measureRawProofs is measureLookups without ncspv: conc connections
@@ -364,6 +332,23 @@ func measureLookups(ctx context.Context, e *spv.Engine, conc, n int) ([]time.Dur
 // line as it comes, neither decoded nor verified. Its latency is what the
 // machine, the loopback and the fake server cost on their own.
 func measureRawProofs(ctx context.Context, srv electrumx.Server, conc, n int) ([]time.Duration, error) {
+	return measure(conc, n, func(int) (func(int) error, func(), error) {
+		c, err := electrumx.Dial(ctx, srv, electrumx.Config{Dial: electrumx.DialFunc(tor.Direct.Dialer(tor.Fresh()))})
+		if err != nil {
+			return nil, nil, err
+		}
+		var r json.RawMessage
+		return func(i int) error {
+			sh := spv.NameScriptHash([]byte(benchNames[i%len(benchNames)]))
+			return c.Call(ctx, "blockchain.name.get_value_proof", []any{sh}, &r)
+		}, func() { c.Close() }, nil
+	})
+}
+
+// measure times n calls spread over conc goroutines and returns their
+// latencies sorted. Each goroutine gets its call from newCall and makes
+// one untimed call first, to warm its connection up.
+func measure(conc, n int, newCall func(worker int) (call func(i int) error, release func(), err error)) ([]time.Duration, error) {
 	var mu sync.Mutex
 	var lat []time.Duration
 	var firstErr error
@@ -374,22 +359,19 @@ func measureRawProofs(ctx context.Context, srv electrumx.Server, conc, n int) ([
 		go func() {
 			defer wg.Done()
 			local := make([]time.Duration, 0, per)
-			c, err := electrumx.Dial(ctx, srv, electrumx.Config{Dial: electrumx.DialFunc(tor.Direct.Dialer(tor.Fresh()))})
+			call, release, err := newCall(w)
 			if err == nil {
-				defer c.Close()
-				var r json.RawMessage
-				for i := 0; i <= per && err == nil; i++ { // the first one warms up
-					sh := spv.NameScriptHash([]byte(benchNames[i%len(benchNames)]))
+				defer release()
+				err = call(0)
+				for i := 0; i < per && err == nil; i++ {
 					t0 := time.Now()
-					err = c.Call(ctx, "blockchain.name.get_value_proof", []any{sh}, &r)
-					if i > 0 {
-						local = append(local, time.Since(t0))
-					}
+					err = call(i)
+					local = append(local, time.Since(t0))
 				}
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			if err != nil {
+			if err != nil && firstErr == nil {
 				firstErr = err
 			}
 			lat = append(lat, local...)
