@@ -387,7 +387,9 @@ func (e *Engine) reorgTo(ctx context.Context, c *electrumx.Client, fork, serverT
 	if serverTip-fork > maxReorg {
 		return fmt.Errorf("competing branch of %d headers is longer than %d", serverTip-fork, maxReorg)
 	}
-	var branch []*headers.FullHeader
+	// Only the prechecked 80-byte headers are kept, not the AuxPoW: a
+	// branch as long as maxReorg would otherwise hold about 60 MB.
+	var branch []headers.Prechecked
 	for from := fork + 1; from <= serverTip; from += chunkSize {
 		count := min(int32(chunkSize), serverTip-from+1)
 		rctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
@@ -400,15 +402,26 @@ func (e *Engine) reorgTo(ctx context.Context, c *electrumx.Client, fork, serverT
 		if err != nil {
 			return lie(c.Server().String(), "branch chunk at %d: %v", from, err)
 		}
-		branch = append(branch, fhs...)
+		branch = append(branch, headers.Precheck(fhs, e.cfg.Params)...)
+		r.Release()
 		if int32(len(fhs)) < count {
 			break
 		}
 	}
-	err := e.cfg.Store.AddHeaders(fork+1, branch, e.cfg.Now())
+	if len(branch) == 0 {
+		return nil
+	}
+	prev, ok := e.cfg.Store.BlockAt(fork)
+	if !ok {
+		return fmt.Errorf("%w: block %d (oldest stored is %d)", headers.ErrForkTooDeep, fork, e.cfg.Store.Base())
+	}
+	vh, err := headers.VerifyPrechecked(e.cfg.Store, prev, branch, e.cfg.Now(), e.cfg.Params)
 	var re headers.RuleError
 	if errors.As(err, &re) {
 		return lie(c.Server().String(), "competing branch: %v", err)
+	}
+	if err == nil {
+		err = e.cfg.Store.Connect(vh)
 	}
 	if err == nil {
 		tip := e.cfg.Store.Tip()
