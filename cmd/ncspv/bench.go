@@ -31,6 +31,7 @@ import (
 
 type benchCommand struct {
 	Blocks     int    `long:"blocks" default:"20160" description:"Headers in the generated chain"`
+	Coinbase   string `long:"coinbase" default:"1000-2000" description:"Size range of the generated parent coinbases in bytes, MIN-MAX (1000-2000 gives 2.0 KB headers; mainnet averaged 1.67 KB in 2019)"`
 	Lookups    int    `long:"lookups" default:"2000" description:"Lookups measured at each concurrency"`
 	ChunkSize  int    `long:"chunk-size" default:"0" description:"Headers per sync request (0: the engine's default)"`
 	Pipeline   int    `long:"pipeline" default:"0" description:"Sync requests in flight (0: the engine's default)"`
@@ -57,7 +58,12 @@ func (c *benchCommand) Execute([]string) error {
 	if err != nil {
 		return err
 	}
-	child := exec.Command(self, "bench-server", "--blocks", strconv.Itoa(c.Blocks))
+	minCB, maxCB, err := parseRange(c.Coinbase)
+	if err != nil {
+		return fmt.Errorf("--coinbase: %w", err)
+	}
+	child := exec.Command(self, "bench-server", "--blocks", strconv.Itoa(c.Blocks),
+		"--min-coinbase", strconv.Itoa(minCB), "--max-coinbase", strconv.Itoa(maxCB))
 	child.Stderr = os.Stderr
 	// Runtime knobs given to measure ncspv (GOGC, GOMEMLIMIT, GODEBUG) are
 	// not meant for the fake servers.
@@ -81,7 +87,7 @@ func (c *benchCommand) Execute([]string) error {
 		}
 		return strings.Fields(line), nil
 	}
-	fmt.Printf("Generating %d regtest AuxPoW headers (1-2 KB coinbases) in the server process...\n", c.Blocks)
+	fmt.Printf("Generating %d regtest AuxPoW headers (%s-byte parent coinbases) in the server process...\n", c.Blocks, c.Coinbase)
 	f, err := ask("")
 	if err != nil || len(f) != 3 || f[0] != "ready" {
 		return fmt.Errorf("bench server did not start: %v %v", f, err)
@@ -414,12 +420,15 @@ func peakRSS() int64 {
 // answers "count SERVER" with the request lines that server received,
 // until its standard input closes.
 type benchServerCommand struct {
-	Blocks int `long:"blocks" default:"20160"`
+	Blocks      int `long:"blocks" default:"20160"`
+	MinCoinbase int `long:"min-coinbase" default:"1000"`
+	MaxCoinbase int `long:"max-coinbase" default:"2000"`
 }
 
 func (c *benchServerCommand) Execute([]string) error {
 	p := &headers.RegTestParams
 	g := chaingen.New(p, 7)
+	g.MinCoinbase, g.MaxCoinbase = c.MinCoinbase, c.MaxCoinbase
 	for h := 1; h <= c.Blocks; h++ {
 		var txs [][]byte
 		// Register the names near the tip: regtest names expire after 30.
@@ -472,6 +481,17 @@ func buildKind() string {
 		}
 	}
 	return "static"
+}
+
+// parseRange reads "MIN-MAX", two coinbase sizes chaingen can build.
+func parseRange(s string) (int, int, error) {
+	a, b, ok := strings.Cut(s, "-")
+	lo, err1 := strconv.Atoi(a)
+	hi, err2 := strconv.Atoi(b)
+	if !ok || err1 != nil || err2 != nil || lo < 100 || hi < lo+34 || hi > 100000 {
+		return 0, 0, fmt.Errorf("%q is not MIN-MAX with 100 <= MIN, MIN+34 <= MAX <= 100000 (a payout output is 34 bytes)", s)
+	}
+	return lo, hi, nil
 }
 
 func orDefault(v, def string) string {
