@@ -262,7 +262,11 @@ func (p *pending) queueRest(cm *committer) {
 	if len(rest) == 0 {
 		return
 	}
-	var batch []headers.VerifiedHeader
+	n := 0
+	for _, c := range rest {
+		n += len(c)
+	}
+	batch := make([]headers.VerifiedHeader, 0, n)
 	for _, c := range rest {
 		batch = append(batch, c...)
 	}
