@@ -237,15 +237,17 @@ func (c *benchCommand) Execute([]string) error {
 				defer pf.Close()
 				pprof.StartCPUProfile(pf)
 			}
+			cpu0 := cpuTime()
 			lat, err := measureLookups(ctx, e2, conc, c.Lookups)
+			cpu := cpuTime() - cpu0
 			if profile {
 				pprof.StopCPUProfile()
 			}
 			if err != nil {
 				return err
 			}
-			fmt.Printf("  %3d concurrent: p50 %v  p99 %v  max %v  (%d lookups)\n", conc,
-				pct(lat, 50), pct(lat, 99), lat[len(lat)-1], len(lat))
+			fmt.Printf("  %3d concurrent: p50 %v  p99 %v  max %v  (%d lookups, %v of CPU each)\n", conc,
+				pct(lat, 50), pct(lat, 99), lat[len(lat)-1], len(lat), (cpu / time.Duration(len(lat))).Round(time.Microsecond))
 		}
 		closeE2()
 	}

@@ -30,8 +30,8 @@ func TestBenchCommand(t *testing.T) {
 		regexp.MustCompile(`sync/raw time ratio \d+\.\d\d`),
 		regexp.MustCompile(`protocol 1\.4\.3: 1\.00 round trips per lookup`),
 		regexp.MustCompile(`protocol 1\.4\.2: 2\.00 round trips per lookup`),
-		regexp.MustCompile(`(?m)^ +1 concurrent: p50 \S+ +p99 \S+ +max \S+ +\(200 lookups\)`),
-		regexp.MustCompile(`(?m)^ +100 concurrent: p50 \S+ +p99 \S+ +max \S+ +\(200 lookups\)`),
+		regexp.MustCompile(`(?m)^ +1 concurrent: p50 \S+ +p99 \S+ +max \S+ +\(200 lookups, \S+ of CPU each\)`),
+		regexp.MustCompile(`(?m)^ +100 concurrent: p50 \S+ +p99 \S+ +max \S+ +\(200 lookups, \S+ of CPU each\)`),
 		regexp.MustCompile(`Peak RSS of this process \(sync \+ lookups\): \d+\.\d MiB`),
 		regexp.MustCompile(`Bare round trips of the 1\.4\.3 lookup request, without ncspv .*:\n +1 concurrent: p50 \S+ +p99 \S+ +max \S+\n +100 concurrent: p50 \S+ +p99 \S+ +max \S+\n`),
 	} {
