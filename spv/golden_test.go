@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -189,7 +190,8 @@ func BenchmarkSyncRegtestRecording(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		store, err := headers.OpenStore(filepath.Join(dir, fmt.Sprintf("h%d.db", i)), p, cp.Anchor(), headers.StoreOptions{})
+		path := filepath.Join(dir, fmt.Sprintf("h%d.db", i))
+		store, err := headers.OpenStore(path, p, cp.Anchor(), headers.StoreOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -211,6 +213,7 @@ func BenchmarkSyncRegtestRecording(b *testing.B) {
 		e.Close()
 		pool.Close()
 		store.Close()
+		os.Remove(path)
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(be.Tip())*float64(b.N)/b.Elapsed().Seconds(), "headers/s")
