@@ -46,6 +46,10 @@ type Generator struct {
 	Spacing uint32
 	// CoinbaseSize bounds the parent coinbase size (bytes).
 	MinCoinbase, MaxCoinbase int
+	// Slim leaves the coinbase and chain merkle branches empty (unless a
+	// Spec forces a chain branch), as Namecoin Core's regtest miner does:
+	// with a small coinbase, headers under 400 bytes (Core's are 294).
+	Slim bool
 }
 
 // New starts a chain at the network's genesis. The same seed gives the
@@ -213,7 +217,7 @@ func (g *Generator) auxPoW(blockHash chainhash.Hash, chainID int32, bits uint32,
 	switch {
 	case s.ChainBranchLen > 0:
 		depth = s.ChainBranchLen
-	case s.ChainBranchLen < 0:
+	case s.ChainBranchLen < 0 || g.Slim:
 		depth = 0
 	}
 	chainBranch := g.randomHashes(depth)
@@ -243,6 +247,9 @@ func (g *Generator) auxPoW(blockHash chainhash.Hash, chainID int32, bits uint32,
 	}
 
 	cbBranch := g.randomHashes(5 + g.rng.IntN(8))
+	if g.Slim {
+		cbBranch = nil
+	}
 	parent := headers.Header{
 		Version:    s.ParentVersion,
 		PrevBlock:  g.randomHash(),

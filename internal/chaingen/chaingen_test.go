@@ -3,6 +3,7 @@ package chaingen
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"github.com/ncspv/ncspv/headers"
 )
@@ -31,5 +32,30 @@ func TestForkSharesPrefix(t *testing.T) {
 	}
 	if len(g.Blocks) != 21 {
 		t.Fatal("forking changed the original")
+	}
+}
+
+// TestSlim: slim blocks have empty merkle branches and, with a small
+// coinbase, stay under 400 bytes (Core regtest's are 294), so that a
+// single header's reply is under 1 KiB; and they verify.
+func TestSlim(t *testing.T) {
+	p := &headers.RegTestParams
+	g := New(p, 9)
+	g.MinCoinbase, g.MaxCoinbase, g.Slim = 60, 94, true
+	g.Chain(40)
+	for _, b := range g.Blocks[1:] {
+		if n := len(b.Raw); n < 250 || n >= 400 {
+			t.Fatalf("block %d is %d bytes", b.Height, n)
+		}
+		if len(b.Header.AuxPoW.CoinbaseBranch) != 0 || len(b.Header.AuxPoW.ChainBranch) != 0 {
+			t.Fatalf("block %d has merkle branches", b.Height)
+		}
+	}
+	fhs, err := headers.ParseFullHeaders(g.Joined(1, 40))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := headers.VerifyHeaders(g, g.Blocks[0].Info, fhs, time.Unix(int64(g.Tip().Info.Time), 0), p); err != nil {
+		t.Fatal(err)
 	}
 }
