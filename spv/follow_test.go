@@ -2,11 +2,18 @@ package spv_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/ncspv/ncspv/electrumx"
+	"github.com/ncspv/ncspv/electrumx/electrumxtest"
 	"github.com/ncspv/ncspv/headers"
+	"github.com/ncspv/ncspv/internal/chaingen"
+	"github.com/ncspv/ncspv/spv"
 )
 
 // TestFollow keeps syncing as the server announces new tips, and stops
@@ -69,5 +76,71 @@ func TestIdleAfterSync(t *testing.T) {
 			t.Fatalf("%d connections still open after sync", srv.OpenConns())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestOneNewTip: when the server is one block ahead, the header its
+// subscription announced is verified and stored without another request;
+// a tip header that breaks a rule is a lie; one that does not parse is
+// fetched again like any other.
+func TestOneNewTip(t *testing.T) {
+	p := &headers.RegTestParams
+	g := chaingen.New(p, 77)
+	g.MinCoinbase, g.MaxCoinbase = 100, 200
+	g.Chain(100)
+	b := electrumxtest.FromChain(g)
+	srv := startServer(t, b, "1.4.3")
+	e, store := openChunkedSync(t, filepath.Join(t.TempDir(), "headers.db"), srv)
+	defer store.Close()
+	defer e.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := e.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// One good block: stored from the announcement alone.
+	b.AddBlocks(g.Chain(1)...)
+	before := srv.Requests("blockchain.block.headers")
+	if err := e.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if tip := store.Tip(); tip.Hash != g.Tip().Hash {
+		t.Fatalf("tip %d, want %d", tip.Height, g.Tip().Height)
+	}
+	if n := srv.Requests("blockchain.block.headers") - before; n != 0 {
+		t.Errorf("%d header requests for the announced block", n)
+	}
+
+	// An announcement that does not parse: the block is fetched.
+	b.AddBlocks(g.Chain(1)...)
+	srv.SetHook(func(r electrumxtest.Request) *electrumxtest.Action {
+		if r.Method == "blockchain.headers.subscribe" {
+			return &electrumxtest.Action{Result: map[string]any{"hex": "0011", "height": g.Tip().Height}}
+		}
+		return nil
+	})
+	before = srv.Requests("blockchain.block.headers")
+	if err := e.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv.SetHook(nil)
+	if tip := store.Tip(); tip.Hash != g.Tip().Hash {
+		t.Fatalf("tip %d, want %d", tip.Height, g.Tip().Height)
+	}
+	if n := srv.Requests("blockchain.block.headers") - before; n != 1 {
+		t.Errorf("%d header requests after a bad announcement, want 1", n)
+	}
+
+	// A block that breaks a rule: a lie, and our tip stays.
+	good := store.Tip()
+	b.AddBlocks(g.Next(chaingen.Spec{BadParentRoot: true}))
+	err := e.Sync(ctx)
+	var le *spv.LieError
+	if !errors.As(err, &le) || !strings.Contains(le.Reason, fmt.Sprintf("tip header %d", good.Height+1)) {
+		t.Fatalf("got %v, want a lie about tip header %d", err, good.Height+1)
+	}
+	if tip := store.Tip(); tip.Height != good.Height || tip.Hash != good.Hash {
+		t.Fatalf("tip moved to %d %s", tip.Height, tip.Hash)
 	}
 }

@@ -62,27 +62,34 @@ func TestReorgDuringSync(t *testing.T) {
 	if tip := store.Tip(); tip.Hash != y.Tip().Hash {
 		t.Fatalf("synced to %d %s, want the heavier branch's tip %d", tip.Height, tip.Hash, y.Tip().Height)
 	}
-	// After the switch: single headers to find the fork (from our tip,
-	// 2016, down), then the branch above the fork, nothing below it.
-	var firstProbe int64 = -1
+	// After the switch: the fork search asks for windows of headers from
+	// our tip (2016) down, each below the one before, and then only the
+	// branch above the fork is fetched: every request that starts at or
+	// below the fork is a search window.
+	first := true
+	below := int64(2017) // the search's lowest height so far
 	for _, r := range srv.Log()[switchedAt.Load():] {
-		var start int64
-		if len(r.Params) == 0 || json.Unmarshal(r.Params[0], &start) != nil {
+		if r.Method != "blockchain.block.headers" {
 			continue
 		}
-		switch r.Method {
-		case "blockchain.block.header":
-			if firstProbe < 0 {
-				firstProbe = start
+		var start, count int64
+		if len(r.Params) < 2 || json.Unmarshal(r.Params[0], &start) != nil || json.Unmarshal(r.Params[1], &count) != nil {
+			t.Fatalf("block.headers params %s", r.Params)
+		}
+		last := start + count - 1
+		if first && last != 2016 {
+			t.Errorf("the fork search began with headers %d-%d, want a window ending at our tip 2016", start, last)
+		}
+		first = false
+		if start <= fork {
+			if last >= below {
+				t.Errorf("headers %d-%d fetched again (the fork is at %d)", start, last, fork)
 			}
-		case "blockchain.block.headers":
-			if start <= fork {
-				t.Errorf("headers from %d fetched again (the fork is at %d)", start, fork)
-			}
+			below = start
 		}
 	}
-	if firstProbe != 2016 {
-		t.Errorf("the fork search began at %d, want our tip 2016", firstProbe)
+	if first {
+		t.Error("no headers were asked for after the switch")
 	}
 }
 
@@ -124,5 +131,51 @@ func TestLyingCompetingBranch(t *testing.T) {
 	}
 	if tip := store.Tip(); tip.Height != 2016 || tip.Hash != g.Blocks[2016].Hash {
 		t.Fatalf("tip %d %s, want our own block 2016", tip.Height, tip.Hash)
+	}
+}
+
+// TestForkSearchNotHeld: ElectrumX 1.20 holds every reply under 1 KiB for
+// up to a second once a connection has sent 1 KiB. With headers as small
+// as regtest's, a reply of one header is under 1 KiB, so a fork search by
+// single headers would wait a second per probe. A shallow reorg must be
+// found and followed with no such reply: the only held reply is each new
+// connection's header subscription.
+func TestForkSearchNotHeld(t *testing.T) {
+	p := &headers.RegTestParams
+	g := chaingen.New(p, 75)
+	g.MinCoinbase, g.MaxCoinbase, g.Slim = 60, 94, true
+	g.Chain(300)
+	y := g.Fork(298, 76)
+	y.Chain(3)
+
+	b := electrumxtest.FromChain(g)
+	srv, err := electrumxtest.NewServer(b, electrumxtest.Options{Pad: true, HoldSmall: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	e, store := openChunkedSync(t, filepath.Join(t.TempDir(), "headers.db"), srv)
+	defer store.Close()
+	defer e.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := e.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.AddBlocks(y.Blocks[299:]...)
+	held, subs, logged := srv.Held(), srv.Requests("blockchain.headers.subscribe"), len(srv.Log())
+	if err := e.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if tip := store.Tip(); tip.Hash != y.Tip().Hash {
+		t.Fatalf("tip %d %s, want the new branch's %d", tip.Height, tip.Hash, y.Tip().Height)
+	}
+	for _, r := range srv.Log()[logged:] {
+		if r.Method == "blockchain.block.header" {
+			t.Errorf("single header %s asked for", r.Params)
+		}
+	}
+	if n, want := srv.Held()-held, srv.Requests("blockchain.headers.subscribe")-subs; n != want {
+		t.Errorf("%d replies held during the reorg, want %d (the subscriptions)", n, want)
 	}
 }

@@ -74,21 +74,34 @@ func (e *Engine) syncWith(ctx context.Context, s electrumx.Server) error {
 		}
 	}
 
+	if serverTip == ours.Height+1 {
+		// The subscription brought the one new header: no request, so no
+		// reply under 1 KiB for ElectrumX 1.20 to hold for a second.
+		fh, n, perr := headers.ParseFullHeader(note.Hex)
+		switch {
+		case perr != nil || n != len(note.Hex):
+			// Fetched and checked below like any other.
+		case fh.PrevBlock != ours.Hash:
+			return e.switchBranch(ctx, c, serverTip)
+		default:
+			err := e.cfg.Store.AddHeaders(serverTip, []*headers.FullHeader{fh}, e.cfg.Now())
+			var re headers.RuleError
+			if errors.As(err, &re) {
+				return lie(s.String(), "tip header %d: %v", serverTip, err)
+			}
+			if err == nil {
+				return nil
+			}
+		}
+	}
+
 	progress := newProgress(e.log, ours.Height, serverTip)
 	next := ours.Height + 1
 	for next <= serverTip {
 		n, err := e.fetchRange(ctx, c, next, serverTip, progress)
 		next += n
 		if errors.Is(err, headers.ErrDoesNotConnect) {
-			// The server is on another branch below our tip, which may
-			// have grown in this fetchRange: look for the fork from the
-			// tip down, not from where the fetch began.
-			fork, ferr := e.findFork(ctx, c, e.cfg.Store.Tip().Height)
-			if ferr != nil {
-				return ferr
-			}
-			e.log.Info("server is on a competing branch", "server", s.String(), "fork_height", fork)
-			return e.reorgTo(ctx, c, fork, serverTip)
+			return e.switchBranch(ctx, c, serverTip)
 		}
 		if err != nil {
 			return err
@@ -96,6 +109,18 @@ func (e *Engine) syncWith(ctx context.Context, s electrumx.Server) error {
 	}
 	progress.done(e.cfg.Store.Tip().Height)
 	return nil
+}
+
+// switchBranch handles a server on another branch below our tip: it finds
+// the fork, from our tip down (the tip may have grown during this sync),
+// and takes the server's branch if it has more work.
+func (e *Engine) switchBranch(ctx context.Context, c *electrumx.Client, serverTip int32) error {
+	fork, err := e.findFork(ctx, c, e.cfg.Store.Tip().Height)
+	if err != nil {
+		return err
+	}
+	e.log.Info("server is on a competing branch", "server", c.Server().String(), "fork_height", fork)
+	return e.reorgTo(ctx, c, fork, serverTip)
 }
 
 // fetchRange pipelines chunk requests from start to end and stores them
@@ -462,58 +487,67 @@ func (e *Engine) singleHeaders(ctx context.Context, c *electrumx.Client, start i
 	return out, nil
 }
 
+// forkWindow is how many headers the first step of a fork search asks
+// for. Most forks are a block or two deep, so one request usually finds
+// it; and a reply of many headers is never one that ElectrumX 1.20 holds
+// for a second, as it holds every reply under 1 KiB (a single header).
+const forkWindow = 32
+
 // findFork finds the highest height at or below from where the server's
-// chain and ours agree: exponential steps back, then bisection.
+// chain and ours agree. It asks for windows of headers going down from
+// from, each twice as long as the one before (up to a chunk), and stops
+// at the first window that holds a header we share.
 func (e *Engine) findFork(ctx context.Context, c *electrumx.Client, from int32) (int32, error) {
 	base := e.cfg.Store.Base()
-	agrees := func(h int32) (bool, error) {
-		info, ok := e.cfg.Store.BlockAt(h)
-		if !ok {
-			return false, fmt.Errorf("%w: block %d", headers.ErrForkTooDeep, h)
+	hi := from
+	for size := int32(forkWindow); ; size = min(2*size, chunkSize) {
+		lo := max(base, hi-size+1)
+		fork, found, err := e.scanForFork(ctx, c, lo, hi)
+		if err != nil || found {
+			return fork, err
 		}
-		rctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
-		defer cancel()
-		r, err := c.BlockHeader(rctx, h, 0)
-		if err != nil {
-			return false, err
-		}
-		fh, _, err := headers.ParseFullHeader(r.Header)
-		if err != nil {
-			return false, lie(c.Server().String(), "header %d does not parse: %v", h, err)
-		}
-		return fh.BlockHash() == info.Hash, nil
-	}
-	hi, step := from, int32(1)
-	lo := from
-	for {
-		ok, err := agrees(lo)
-		if err != nil {
-			return 0, err
-		}
-		if ok {
-			break
-		}
-		hi = lo
 		if lo == base {
 			return 0, fmt.Errorf("%w: the server's chain differs at our oldest header %d", headers.ErrForkTooDeep, base)
 		}
-		lo = max(base, lo-step)
-		step *= 2
+		hi = lo - 1
 	}
-	// lo agrees, hi does not (or hi == from agrees already).
-	for hi-lo > 1 {
-		mid := lo + (hi-lo)/2
-		ok, err := agrees(mid)
-		if err != nil {
-			return 0, err
-		}
-		if ok {
-			lo = mid
-		} else {
-			hi = mid
+}
+
+// scanForFork fetches the server's headers lo..hi and returns the highest
+// height where the server's header is ours.
+func (e *Engine) scanForFork(ctx context.Context, c *electrumx.Client, lo, hi int32) (int32, bool, error) {
+	count := int(hi - lo + 1)
+	rctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
+	r, err := c.BlockHeaders(rctx, lo, count, 0)
+	cancel()
+	if err != nil {
+		return 0, false, err
+	}
+	fhs, perr := headers.ParseFullHeaders(r.Raw)
+	r.Release()
+	if perr != nil {
+		e.log.Warn("headers reply does not parse; falling back to single headers",
+			"server", c.Server().String(), "start", lo, "err", perr)
+		if fhs, err = e.singleHeaders(ctx, c, lo, count); err != nil {
+			return 0, false, err
 		}
 	}
-	return lo, nil
+	if len(fhs) != count {
+		// Its chain is shorter than it said a moment ago: a reorg or a
+		// lie; either way this server is of no use for this sync.
+		return 0, false, fmt.Errorf("server sent %d headers from %d, asked for %d", len(fhs), lo, count)
+	}
+	for i := count - 1; i >= 0; i-- {
+		h := lo + int32(i)
+		info, ok := e.cfg.Store.BlockAt(h)
+		if !ok {
+			return 0, false, fmt.Errorf("%w: block %d", headers.ErrForkTooDeep, h)
+		}
+		if fhs[i].BlockHash() == info.Hash {
+			return h, true, nil
+		}
+	}
+	return 0, false, nil
 }
 
 // progress logs sync progress at most every 10 seconds.
