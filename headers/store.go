@@ -490,6 +490,7 @@ func (s *Store) Connect(vh []VerifiedHeader) error {
 	s.mu.Lock()
 	s.tip, s.base = newTip, newBase
 	s.mu.Unlock()
+	s.dropMappedPages()
 	return nil
 }
 
