@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ncspv/ncspv/electrumx"
 	"github.com/ncspv/ncspv/electrumx/electrumxtest"
 	"github.com/ncspv/ncspv/headers"
 	"github.com/ncspv/ncspv/internal/chaingen"
@@ -177,5 +179,63 @@ func TestForkSearchNotHeld(t *testing.T) {
 	}
 	if n, want := srv.Held()-held, srv.Requests("blockchain.headers.subscribe")-subs; n != want {
 		t.Errorf("%d replies held during the reorg, want %d (the subscriptions)", n, want)
+	}
+}
+
+// TestDeepFork: with the default request sizes, a fork 2000 blocks below
+// our tip is found by windows that double from 32 headers up to what a
+// sync has in flight (126 x 4), and no request asks for more than that.
+func TestDeepFork(t *testing.T) {
+	p := &headers.RegTestParams
+	g := chaingen.New(p, 78)
+	g.MinCoinbase, g.MaxCoinbase = 100, 200
+	g.Chain(3000)
+	const fork = 1000
+	y := g.Fork(fork, 79)
+	y.Chain(2100)
+
+	b := electrumxtest.FromChain(g)
+	srv := startServer(t, b, "1.4.3")
+	e, store := newEngine(t, p, []electrumx.Server{srv.Address()}, 1, 1)
+	defer e.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := e.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.AddBlocks(y.Blocks[fork+1:]...)
+	logged := len(srv.Log())
+	if err := e.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if tip := store.Tip(); tip.Hash != y.Tip().Hash {
+		t.Fatalf("tip %d %s, want the heavier branch's %d", tip.Height, tip.Hash, y.Tip().Height)
+	}
+	// The requests: the new headers above our tip (which do not connect),
+	// the search windows, then the branch from fork+1.
+	var windows []int64
+	stage := 0
+	for _, r := range srv.Log()[logged:] {
+		if r.Method != "blockchain.block.headers" {
+			continue
+		}
+		var start, count int64
+		json.Unmarshal(r.Params[0], &start)
+		json.Unmarshal(r.Params[1], &count)
+		if count > spv.DefaultChunkSize*4 {
+			t.Errorf("headers %d-%d asked for at once", start, start+count-1)
+		}
+		switch {
+		case stage == 0 && start == 3001:
+			stage = 1
+		case start == fork+1:
+			stage = 2
+		case stage == 1:
+			windows = append(windows, count)
+		}
+	}
+	want := []int64{32, 64, 128, 256, 504, 504, 504, 504}
+	if fmt.Sprint(windows) != fmt.Sprint(want) {
+		t.Errorf("fork search windows %v, want %v", windows, want)
 	}
 }

@@ -419,8 +419,9 @@ func (e *Engine) reorgTo(ctx context.Context, c *electrumx.Client, fork, serverT
 	// Only the prechecked 80-byte headers are kept, not the AuxPoW: a
 	// branch as long as maxReorg would otherwise hold about 60 MB.
 	var branch []headers.Prechecked
-	for from := fork + 1; from <= serverTip; from += chunkSize {
-		count := min(int32(chunkSize), serverTip-from+1)
+	step := int32(e.cfg.ChunkSize)
+	for from := fork + 1; from <= serverTip; from += step {
+		count := min(step, serverTip-from+1)
 		rctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
 		r, err := c.BlockHeaders(rctx, from, int(count), 0)
 		cancel()
@@ -495,12 +496,14 @@ const forkWindow = 32
 
 // findFork finds the highest height at or below from where the server's
 // chain and ours agree. It asks for windows of headers going down from
-// from, each twice as long as the one before (up to a chunk), and stops
-// at the first window that holds a header we share.
+// from, each twice as long as the one before, and stops at the first
+// window that holds a header we share. A window holds at most what a sync
+// has in flight (ChunkSize x Pipeline headers), which bounds its memory.
 func (e *Engine) findFork(ctx context.Context, c *electrumx.Client, from int32) (int32, error) {
 	base := e.cfg.Store.Base()
 	hi := from
-	for size := int32(forkWindow); ; size = min(2*size, chunkSize) {
+	largest := int32(max(forkWindow, e.cfg.ChunkSize*e.cfg.Pipeline))
+	for size := int32(forkWindow); ; size = min(2*size, largest) {
 		lo := max(base, hi-size+1)
 		fork, found, err := e.scanForFork(ctx, c, lo, hi)
 		if err != nil || found {
