@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -15,9 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/btcsuite/btcd/btcjson"
 	"github.com/btcsuite/btcd/rpcclient"
-	"github.com/namecoin/ncbtcjson"
 	"github.com/namecoin/ncrpcclient"
 )
 
@@ -145,19 +142,10 @@ func TestWhonixClientHelper(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Shutdown()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		r, err := c.NameShow("d/bench", &ncbtcjson.NameShowOptions{StreamID: "stemns-1"})
-		if err == nil {
-			fmt.Printf("RESOLVED %s %s\n", r.Name, r.Value)
-			break
-		}
-		var rerr *btcjson.RPCError
-		if time.Now().After(deadline) || !(errors.As(err, &rerr) && rerr.Code == -10 || strings.Contains(err.Error(), "connection refused")) {
-			t.Fatalf("name_show over the veth: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	// The daemon in the other namespace may not be listening yet.
+	refused := func(err error) bool { return strings.Contains(err.Error(), "connection refused") }
+	r := nameShowOnceSynced(t, c, "d/bench", "stemns-1", 20*time.Second, refused)
+	fmt.Printf("RESOLVED %s %s\n", r.Name, r.Value)
 	body := `{"jsonrpc":"1.0","id":1,"method":"name_show","params":["d/bench"]}`
 	codes := []int{}
 	for _, auth := range [][2]string{{"", ""}, {"ncprop279", "wrong"}} {
