@@ -33,18 +33,7 @@ func TestReorgDuringSync(t *testing.T) {
 
 	b := electrumxtest.FromChain(g)
 	srv := startServer(t, b, "1.4.3")
-	var switched atomic.Bool
-	var switchedAt atomic.Int64 // index in the server's log
-	srv.SetHook(func(r electrumxtest.Request) *electrumxtest.Action {
-		// The first chunk (1-2016) comes from the first branch; the
-		// request for the second finds the server on the other one.
-		if r.Method == "blockchain.block.headers" && len(r.Params) > 0 && string(r.Params[0]) == "2017" && !switched.Load() {
-			b.AddBlocks(y.Blocks[fork+1:]...)
-			switchedAt.Store(int64(len(srv.Log())))
-			switched.Store(true)
-		}
-		return nil
-	})
+	switchedAt := switchOnSecondChunk(srv, b, y.Blocks[fork+1:])
 	e, store := openChunkedSync(t, filepath.Join(t.TempDir(), "headers.db"), srv)
 	defer store.Close()
 	defer e.Close()
@@ -53,7 +42,7 @@ func TestReorgDuringSync(t *testing.T) {
 	if err := e.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if !switched.Load() {
+	if switchedAt() < 0 {
 		t.Fatal("the server never switched branches")
 	}
 	// That sync stopped at the tip the server announced when it began
@@ -70,7 +59,7 @@ func TestReorgDuringSync(t *testing.T) {
 	// below the fork is a search window.
 	first := true
 	below := int64(2017) // the search's lowest height so far
-	for _, r := range srv.Log()[switchedAt.Load():] {
+	for _, r := range srv.Log()[switchedAt():] {
 		if r.Method != "blockchain.block.headers" {
 			continue
 		}
@@ -95,6 +84,24 @@ func TestReorgDuringSync(t *testing.T) {
 	}
 }
 
+// switchOnSecondChunk moves the server to branch (blocks forking below
+// 2016) when a sync that fetches 2016 headers at a time asks for its
+// second chunk: the first chunk comes from the old branch. The returned
+// function gives the index in the server's log from which requests were
+// answered from the new branch, or -1 before the switch.
+func switchOnSecondChunk(srv *electrumxtest.Server, b *electrumxtest.Backend, branch []*chaingen.Block) func() int {
+	var at atomic.Int64
+	at.Store(-1)
+	srv.SetHook(func(r electrumxtest.Request) *electrumxtest.Action {
+		if r.Method == "blockchain.block.headers" && len(r.Params) > 0 && string(r.Params[0]) == "2017" && at.Load() < 0 {
+			b.AddBlocks(branch...)
+			at.Store(int64(len(srv.Log())))
+		}
+		return nil
+	})
+	return func() int { return int(at.Load()) }
+}
+
 // TestLyingCompetingBranch: a server that switches to a "heavier" branch
 // with a header that breaks a rule is caught lying; we keep our chain.
 func TestLyingCompetingBranch(t *testing.T) {
@@ -110,14 +117,7 @@ func TestLyingCompetingBranch(t *testing.T) {
 
 	b := electrumxtest.FromChain(g)
 	srv := startServer(t, b, "1.4.3")
-	var switched atomic.Bool
-	srv.SetHook(func(r electrumxtest.Request) *electrumxtest.Action {
-		if r.Method == "blockchain.block.headers" && len(r.Params) > 0 && string(r.Params[0]) == "2017" && !switched.Load() {
-			b.AddBlocks(y.Blocks[fork+1:]...)
-			switched.Store(true)
-		}
-		return nil
-	})
+	switchOnSecondChunk(srv, b, y.Blocks[fork+1:])
 	e, store := openChunkedSync(t, filepath.Join(t.TempDir(), "headers.db"), srv)
 	defer store.Close()
 	defer e.Close()
