@@ -377,18 +377,44 @@ func (s *Store) AddHeaders(start int32, hdrs []*FullHeader, now time.Time) error
 	if len(hdrs) == 0 {
 		return nil
 	}
-	prev, ok := s.BlockAt(start - 1)
-	if !ok {
-		if start-1 < s.Base() {
-			return fmt.Errorf("%w: block %d (oldest stored is %d)", ErrForkTooDeep, start-1, s.Base())
-		}
-		return fmt.Errorf("%w: nothing stored at %d", ErrDoesNotConnect, start-1)
+	prev, err := s.blockBelow(start)
+	if err != nil {
+		return err
 	}
 	vh, err := VerifyHeaders(s, prev, hdrs, now, s.params)
 	if err != nil {
 		return err
 	}
 	return s.Connect(vh)
+}
+
+// AddPrechecked is AddHeaders for headers already through Precheck, so
+// that a caller holding many need not keep their AuxPoW.
+func (s *Store) AddPrechecked(start int32, pcs []Prechecked, now time.Time) error {
+	if len(pcs) == 0 {
+		return nil
+	}
+	prev, err := s.blockBelow(start)
+	if err != nil {
+		return err
+	}
+	vh, err := VerifyPrechecked(s, prev, pcs, now, s.params)
+	if err != nil {
+		return err
+	}
+	return s.Connect(vh)
+}
+
+// blockBelow is the stored block new headers from start must build on.
+func (s *Store) blockBelow(start int32) (BlockInfo, error) {
+	prev, ok := s.BlockAt(start - 1)
+	if !ok {
+		if start-1 < s.Base() {
+			return BlockInfo{}, fmt.Errorf("%w: block %d (oldest stored is %d)", ErrForkTooDeep, start-1, s.Base())
+		}
+		return BlockInfo{}, fmt.Errorf("%w: nothing stored at %d", ErrDoesNotConnect, start-1)
+	}
+	return prev, nil
 }
 
 // Connect commits verified headers in one transaction. They must link to

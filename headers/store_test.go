@@ -113,6 +113,32 @@ func TestStoreRejectsInvalidWithoutChange(t *testing.T) {
 	}
 }
 
+// TestStoreAddPrechecked: prechecked headers are stored as AddHeaders
+// stores them, and a bad one is refused with the same rule and no change.
+func TestStoreAddPrechecked(t *testing.T) {
+	s, _ := openTestStore(t, headers.StoreOptions{})
+	g := chaingen.New(&headers.RegTestParams, 15)
+	blocks := g.Chain(30)
+	pcs := headers.Precheck(fullHeaders(t, blocks), &headers.RegTestParams)
+	if err := s.AddPrechecked(1, pcs, testNow(g)); err != nil {
+		t.Fatal(err)
+	}
+	if tip := s.Tip(); tip.Height != 30 || tip.Hash != g.Tip().Hash {
+		t.Fatalf("tip %d %s", tip.Height, tip.Hash)
+	}
+	bad := append(g.Chain(5), g.Build(chaingen.Spec{WeakPoW: true}))
+	pcs = headers.Precheck(fullHeaders(t, bad), &headers.RegTestParams)
+	if err := s.AddPrechecked(31, pcs, testNow(g)); !errors.Is(err, headers.ErrHighHash) {
+		t.Fatalf("want ErrHighHash, got %v", err)
+	}
+	if s.Tip().Height != 30 {
+		t.Fatal("a chunk with an invalid header changed the chain")
+	}
+	if err := s.AddPrechecked(40, pcs, testNow(g)); !errors.Is(err, headers.ErrDoesNotConnect) {
+		t.Fatalf("headers above a gap: want ErrDoesNotConnect, got %v", err)
+	}
+}
+
 func TestStoreReorg(t *testing.T) {
 	s, _ := openTestStore(t, headers.StoreOptions{})
 	g := chaingen.New(&headers.RegTestParams, 13)

@@ -441,17 +441,10 @@ func (e *Engine) reorgTo(ctx context.Context, c *electrumx.Client, fork, serverT
 	if len(branch) == 0 {
 		return nil
 	}
-	prev, ok := e.cfg.Store.BlockAt(fork)
-	if !ok {
-		return fmt.Errorf("%w: block %d (oldest stored is %d)", headers.ErrForkTooDeep, fork, e.cfg.Store.Base())
-	}
-	vh, err := headers.VerifyPrechecked(e.cfg.Store, prev, branch, e.cfg.Now(), e.cfg.Params)
+	err := e.cfg.Store.AddPrechecked(fork+1, branch, e.cfg.Now())
 	var re headers.RuleError
 	if errors.As(err, &re) {
 		return lie(c.Server().String(), "competing branch: %v", err)
-	}
-	if err == nil {
-		err = e.cfg.Store.Connect(vh)
 	}
 	if err == nil {
 		tip := e.cfg.Store.Tip()
