@@ -79,8 +79,9 @@ func readHexReply(r *bufio.Reader, max int) (line, decoded []byte, err error) {
 	inString, escaped := false, false
 	for {
 		if !inString {
-			// Padding comes in runs of up to a megabyte: skip what is
-			// buffered of a run at once, not byte by byte.
+			// Blanks outside strings are dropped here, and padding comes
+			// in runs of up to a megabyte: skip what is buffered of a run
+			// at once, not byte by byte.
 			n, err := skipBlanks(r, max-total+1)
 			if err != nil {
 				return nil, nil, err
@@ -107,8 +108,6 @@ func readHexReply(r *bufio.Reader, max int) (line, decoded []byte, err error) {
 			escaped = true
 		case c == '"':
 			inString = !inString
-		case !inString && (c == ' ' || c == '\t' || c == '\r'):
-			continue
 		}
 		if len(rest) >= len(hexReplyPrefix)+maxReplyRest {
 			return nil, nil, fmt.Errorf("%w: reply tail over %d bytes", ErrReplyTooLarge, maxReplyRest)
