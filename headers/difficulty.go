@@ -107,8 +107,10 @@ func checkHashAgainstBits(h *chainhash.Hash, bits uint32, p *Params, what string
 		return err
 	}
 	if !hashMeetsTarget(h, &target) {
+		// *h, not h: a pointer in the arguments would move every
+		// caller's hash to the heap, two allocations per header.
 		return ruleError(ErrHighHash, "%s hash %v is above target %x (bits %08x)",
-			what, h, target, bits)
+			what, *h, target, bits)
 	}
 	return nil
 }
