@@ -114,6 +114,9 @@ func TestSubcommands(t *testing.T) {
 		{[]string{"-V"}, 0},
 		{[]string{"--no-such-flag"}, 2},
 		{args("name-show"), 2},
+		{args("nameshow", "d/cli"), 2}, // a typo must not start the daemon
+		{args("status", "extra"), 2},
+		{args("name-show", "d/cli", "extra"), 2},
 	} {
 		if got := run(c.args, e); got != c.want {
 			t.Errorf("ncspv %v: exit %d, want %d", c.args[len(common)-min(len(common), len(c.args)):], got, c.want)

@@ -94,7 +94,7 @@ func run(args []string, getenv func(string) string) int {
 		}
 		return addCommands(p)
 	}
-	cfg, parser, _, err := loadConfig(args, getenv, withCommands)
+	cfg, parser, rest, err := loadConfig(args, getenv, withCommands)
 	var ferr *flags.Error
 	if errors.As(err, &ferr) && ferr.Type == flags.ErrHelp {
 		fmt.Fprint(os.Stdout, ferr.Message)
@@ -106,6 +106,16 @@ func run(args []string, getenv func(string) string) int {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ncspv:", err)
+		return 2
+	}
+	// A mistyped command must not start the daemon, and no command takes
+	// more arguments than its own.
+	switch {
+	case chosen == nil && len(rest) > 0:
+		fmt.Fprintf(os.Stderr, "ncspv: unknown command %q (see ncspv --help)\n", rest[0])
+		return 2
+	case len(chosenArgs) > 0:
+		fmt.Fprintf(os.Stderr, "ncspv: unexpected argument %q (see ncspv --help)\n", chosenArgs[0])
 		return 2
 	}
 	activeConfig, activeParser = cfg, parser
