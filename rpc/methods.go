@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/ncspv/ncspv/spv"
+	"github.com/ncspv/ncspv/tor"
 )
 
 // nameShowArgs are name_show's arguments in any of the accepted forms.
@@ -173,6 +174,11 @@ func (s *Server) lookupError(err error, a nameShowArgs) *Error {
 		s.log.Warn("name lookup failed: every server failed verification")
 		return &Error{CodeMisc, "every ElectrumX server that answered failed verification"}
 	case errors.Is(err, spv.ErrNoServer):
+		var pe *tor.ProxyUnreachableError
+		if errors.As(err, &pe) { // one cause for every server: say it
+			s.log.Warn("name lookup failed: no ElectrumX server reachable", "err", pe)
+			return &Error{CodeMisc, "no ElectrumX server reachable: " + pe.Error()}
+		}
 		s.log.Warn("name lookup failed: no ElectrumX server reachable")
 		return &Error{CodeMisc, "no ElectrumX server reachable"}
 	case errors.Is(err, context.DeadlineExceeded):

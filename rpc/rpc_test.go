@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -159,6 +160,11 @@ func (s stub) NameShow(ctx context.Context, name []byte, _ spv.LookupOptions) (*
 		return nil, spv.ErrSyncing
 	case "d/panic":
 		panic("boom")
+	case "d/noserver":
+		return nil, fmt.Errorf("%w: %w", spv.ErrNoServer, errors.New("ssl://a.onion:50002: certificate changed"))
+	case "d/notor":
+		return nil, fmt.Errorf("%w: %w", spv.ErrNoServer,
+			&tor.ProxyUnreachableError{Proxy: "127.0.0.1:9050", Err: errors.New("connection refused")})
 	}
 	return nil, &spv.NameError{Kind: spv.NameNeverExisted, Name: name}
 }
@@ -197,6 +203,12 @@ func errCode(r rawReply) float64 {
 	return c
 }
 
+func errMessage(r rawReply) string {
+	e, _ := r.body["error"].(map[string]any)
+	m, _ := e["message"].(string)
+	return m
+}
+
 // TestAbuse: each kind of bad request gets its documented answer and
 // nothing crashes.
 func TestAbuse(t *testing.T) {
@@ -229,6 +241,16 @@ func TestAbuse(t *testing.T) {
 	}
 	if r := post(t, addr, "u", "p", "POST", `{"jsonrpc":"1.0","id":1,"method":"name_show","params":["d/syncing"]}`); errCode(r) != -10 {
 		t.Fatalf("syncing: %s", r.text)
+	}
+	// No server: a dead Tor proxy, the one cause, is named; other causes
+	// stay in the log.
+	if r := post(t, addr, "u", "p", "POST", `{"jsonrpc":"1.0","id":1,"method":"name_show","params":["d/noserver"]}`); errCode(r) != -1 ||
+		errMessage(r) != "no ElectrumX server reachable" {
+		t.Fatalf("no server: %s", r.text)
+	}
+	if r := post(t, addr, "u", "p", "POST", `{"jsonrpc":"1.0","id":1,"method":"name_show","params":["d/notor"]}`); errCode(r) != -1 ||
+		!strings.Contains(errMessage(r), "cannot reach the Tor SOCKS proxy 127.0.0.1:9050 (is Tor running?") {
+		t.Fatalf("tor not running: %s", r.text)
 	}
 	if r := post(t, addr, "u", "p", "POST", `{"jsonrpc":"1.0","id":1,"method":"name_show","params":["d/panic"]}`); r.status != 500 || errCode(r) != -1 {
 		t.Fatalf("panic in backend: %d %s", r.status, r.text)

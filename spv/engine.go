@@ -226,7 +226,7 @@ func (e *Engine) Sync(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("%s: %w", s, err))
 	}
 	if ok == 0 {
-		return fmt.Errorf("%w: %w", ErrNoServer, errors.Join(errs...))
+		return noServer(errs)
 	}
 	e.mu.Lock()
 	e.lastSync, e.synced = e.cfg.Now(), true

@@ -3,6 +3,8 @@ package spv
 import (
 	"errors"
 	"fmt"
+
+	"github.com/ncspv/ncspv/tor"
 )
 
 // NameErrorKind says why a name has no value.
@@ -50,6 +52,26 @@ type LieError struct {
 
 func (e *LieError) Error() string {
 	return fmt.Sprintf("server %s failed verification: %s", e.Server, e.Reason)
+}
+
+// noServer is ErrNoServer with each server's error. When every server
+// failed because the proxy itself was unreachable (Tor not running), that
+// one cause is given once instead of once per server.
+func noServer(errs []error) error {
+	var first *tor.ProxyUnreachableError
+	for i, err := range errs {
+		var pe *tor.ProxyUnreachableError
+		if !errors.As(err, &pe) {
+			return fmt.Errorf("%w: %w", ErrNoServer, errors.Join(errs...))
+		}
+		if i == 0 {
+			first = pe
+		}
+	}
+	if first == nil {
+		return ErrNoServer
+	}
+	return fmt.Errorf("%w: %w", ErrNoServer, first)
 }
 
 func lie(server, format string, args ...any) error {

@@ -112,7 +112,7 @@ func (e *Engine) NameShow(ctx context.Context, name []byte, opts LookupOptions) 
 		if lied > 0 && lied == len(outcomes) {
 			return nil, fmt.Errorf("%w: %w", ErrAllServersLied, errors.Join(errs...))
 		}
-		return nil, fmt.Errorf("%w: %w", ErrNoServer, errors.Join(errs...))
+		return nil, noServer(errs)
 	}
 	var lookupErr error
 	if best == nil {

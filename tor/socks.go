@@ -165,6 +165,42 @@ type DialFunc func(ctx context.Context, network, addr string) (net.Conn, error)
 // ErrNotTCP is returned for anything but a TCP target.
 var ErrNotTCP = errors.New("only TCP connections go through the proxy")
 
+// ErrProxyUnreachable is matched (errors.Is) by a dial that failed
+// because the SOCKS proxy itself could not be reached: every server fails
+// the same way, so callers can say it once.
+var ErrProxyUnreachable = errors.New("SOCKS proxy unreachable")
+
+// ProxyUnreachableError is a failed connection to the proxy itself, not a
+// failure the proxy reported for the target.
+type ProxyUnreachableError struct {
+	Proxy string
+	Err   error
+}
+
+func (e *ProxyUnreachableError) Error() string {
+	return fmt.Sprintf("cannot reach the Tor SOCKS proxy %s (is Tor running? --proxy sets where it listens): %v", e.Proxy, e.Err)
+}
+
+func (e *ProxyUnreachableError) Unwrap() []error { return []error{ErrProxyUnreachable, e.Err} }
+
+// proxyDialer connects to the proxy and marks a failure to do so.
+type proxyDialer struct {
+	net.Dialer
+	proxy string
+}
+
+func (d *proxyDialer) Dial(network, addr string) (net.Conn, error) {
+	return d.DialContext(context.Background(), network, addr)
+}
+
+func (d *proxyDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := d.Dialer.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, &ProxyUnreachableError{Proxy: d.proxy, Err: err}
+	}
+	return c, nil
+}
+
 // Dialer returns the dial function for one isolation group. Through a
 // proxy, host names (.onion included) are sent to the proxy unresolved;
 // no local DNS lookup happens. With Direct, it dials plainly.
@@ -173,7 +209,7 @@ func (p Proxy) Dialer(c Credentials) DialFunc {
 		var d net.Dialer
 		return d.DialContext
 	}
-	forward := &net.Dialer{}
+	forward := &proxyDialer{proxy: p.String()}
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		if network != "tcp" && network != "tcp4" && network != "tcp6" {
 			return nil, fmt.Errorf("%w: %s %s", ErrNotTCP, network, addr)

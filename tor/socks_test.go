@@ -235,6 +235,9 @@ func TestMisbehavingProxy(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "SOCKS proxy") {
 			t.Fatalf("mode %d: %v", m, err)
 		}
+		if errors.Is(err, tor.ErrProxyUnreachable) {
+			t.Fatalf("mode %d: a proxy that answered is called unreachable: %v", m, err)
+		}
 		if f.srv.Accepted() != 0 {
 			t.Fatalf("mode %d: the server was reached", m)
 		}
@@ -245,7 +248,8 @@ func TestMisbehavingProxy(t *testing.T) {
 	ln.Close()
 	g := tor.NewRouter(tor.Proxy{Network: "tcp", Address: addr}).ForSync()
 	_, err := g.Dial(context.Background(), "tcp", "example.onion:50002")
-	if err == nil || !strings.Contains(err.Error(), addr) {
+	var pe *tor.ProxyUnreachableError
+	if !errors.Is(err, tor.ErrProxyUnreachable) || !errors.As(err, &pe) || pe.Proxy != addr {
 		t.Fatalf("dead proxy: %v", err)
 	}
 	if _, err := g.Dial(context.Background(), "udp", "example.onion:53"); !errors.Is(err, tor.ErrNotTCP) {
