@@ -270,7 +270,7 @@ func (c *syncCommand) Execute([]string) error {
 
 // nameShowCommand looks one name up, locally or through a running daemon.
 type nameShowCommand struct {
-	RPCConnect    string `long:"rpcconnect" description:"Ask the daemon at this address instead of looking up locally"`
+	RPCConnect    string `long:"rpcconnect" description:"Ask the daemon at this address (default: the daemon on --rpclisten, when it holds the database)"`
 	StreamID      string `long:"streamid" description:"Stream isolation ID of the lookup"`
 	NameEncoding  string `long:"name-encoding" default:"ascii" description:"ascii, utf8 or hex"`
 	ValueEncoding string `long:"value-encoding" default:"ascii" description:"ascii, utf8 or hex"`
@@ -294,22 +294,34 @@ func (c *nameShowCommand) Execute([]string) error {
 	if err != nil {
 		return err
 	}
-	if c.RPCConnect != "" {
+	askDaemon := func(addr string) error {
 		opts := map[string]any{"nameEncoding": string(nameEnc), "valueEncoding": string(valueEnc), "allowExpired": c.AllowExpired}
 		if c.StreamID != "" {
 			opts["streamID"] = c.StreamID
 		}
-		res, err := callRPC(ctx, c.RPCConnect, cfg, r, "name_show", []any{c.Args.Name, opts})
+		res, err := callRPC(ctx, addr, cfg, r, "name_show", []any{c.Args.Name, opts})
 		if err != nil {
 			return err
 		}
 		return printJSON(res)
+	}
+	if c.RPCConnect != "" {
+		return askDaemon(c.RPCConnect)
 	}
 	name, err := spv.Decode(c.Args.Name, nameEnc)
 	if err != nil {
 		return err
 	}
 	n, err := openNode(cfg, r, log)
+	if errors.Is(err, headers.ErrDatabaseInUse) {
+		// A daemon holds the database: it answers instead, as for status.
+		derr := askDaemon(r.rpcListen[0])
+		var re *rpc.Error
+		if derr == nil || errors.As(derr, &re) { // -4 is an answer too
+			return derr
+		}
+		return fmt.Errorf("the database is in use and the daemon's RPC at %s did not answer: %w", r.rpcListen[0], derr)
+	}
 	if err != nil {
 		return err
 	}

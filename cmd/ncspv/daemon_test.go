@@ -27,8 +27,11 @@ func TestDaemon(t *testing.T) {
 	srv := nameChainServer(t, 5, 40, 30, "d/daemon", `{"ip":"9.9.9.9"}`, electrumxtest.Options{Pad: true})
 
 	dir := t.TempDir()
-	cfg, _, _, err := loadConfig([]string{"--regtest", "--datadir", dir, "--server", srv.Address().String(),
-		"--proxy=none", "--rpclisten=127.0.0.1:0", "--confirmations=3", "--debuglevel=error"}, env(nil), noCommands)
+	// A fixed address, so that the CLI below finds the daemon by its
+	// configuration.
+	args := []string{"--regtest", "--datadir", dir, "--server", srv.Address().String(),
+		"--proxy=none", "--rpclisten=" + freeLoopbackAddr(t), "--confirmations=3", "--debuglevel=error"}
+	cfg, _, _, err := loadConfig(args, env(nil), noCommands)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,6 +69,13 @@ func TestDaemon(t *testing.T) {
 	r := nameShowOnceSynced(t, client, "d/daemon", "tab", 10*time.Second, nil)
 	if r.Value != `{"ip":"9.9.9.9"}` || r.Height != 30 {
 		t.Fatalf("name_show %+v", r)
+	}
+	// The daemon holds the database: name-show and status on the command
+	// line ask it instead.
+	for _, sub := range [][]string{{"name-show", "d/daemon"}, {"status"}} {
+		if code := run(append(append([]string{}, args...), sub...), env(nil)); code != 0 {
+			t.Errorf("ncspv %v while the daemon runs: exit %d", sub, code)
+		}
 	}
 	if _, err := client.RawRequest("stop", nil); err != nil {
 		t.Fatalf("stop: %v", err)

@@ -35,7 +35,7 @@ func addCommands(p *flags.Parser) error {
 		hidden            bool
 	}{
 		{"daemon", "Run the daemon (the default)", "Syncs headers and serves the JSON-RPC until SIGINT, SIGTERM or the RPC stop.", &daemonCommand{}, false},
-		{"name-show", "Look one name up", "Looks NAME up and prints Namecoin Core's name_show result: locally (syncing first), or through a running daemon with --rpcconnect.", &nameShowCommand{}, false},
+		{"name-show", "Look one name up", "Looks NAME up and prints Namecoin Core's name_show result: locally (syncing first) or, when a daemon holds the database, through that daemon's RPC (--rpcconnect names another address).", &nameShowCommand{}, false},
 		{"prop279", "Speak Tor's Prop279 naming protocol on stdin/stdout (like ncprop279)",
 			"Answers RESOLVE/CANCEL lines from StemNS (or any Prop279 client) with the " +
 				"onion, IP address or host name a .bit name maps to, through the local " +
