@@ -164,6 +164,10 @@ func (s *Server) lookupError(err error, a nameShowArgs) *Error {
 	case errors.As(err, &ne):
 		return &Error{CodeNameNotFound, ne.Error()}
 	case errors.Is(err, spv.ErrSyncing):
+		var pe *tor.ProxyUnreachableError
+		if errors.As(err, &pe) { // why it cannot catch up, for the user
+			return &Error{CodeSyncing, "ncspv is still syncing block headers: " + pe.Error()}
+		}
 		return &Error{CodeSyncing, "ncspv is still syncing block headers"}
 	case errors.Is(err, spv.ErrInvalidName):
 		return badParams("%v", err)

@@ -162,6 +162,9 @@ func (s stub) NameShow(ctx context.Context, name []byte, _ spv.LookupOptions) (*
 		panic("boom")
 	case "d/noserver":
 		return nil, fmt.Errorf("%w: %w", spv.ErrNoServer, errors.New("ssl://a.onion:50002: certificate changed"))
+	case "d/syncing-notor":
+		return nil, fmt.Errorf("%w: %w", spv.ErrSyncing, fmt.Errorf("%w: %w", spv.ErrNoServer,
+			&tor.ProxyUnreachableError{Proxy: "127.0.0.1:9050", Err: errors.New("connection refused")}))
 	case "d/notor":
 		return nil, fmt.Errorf("%w: %w", spv.ErrNoServer,
 			&tor.ProxyUnreachableError{Proxy: "127.0.0.1:9050", Err: errors.New("connection refused")})
@@ -247,6 +250,10 @@ func TestAbuse(t *testing.T) {
 	if r := post(t, addr, "u", "p", "POST", `{"jsonrpc":"1.0","id":1,"method":"name_show","params":["d/noserver"]}`); errCode(r) != -1 ||
 		errMessage(r) != "no ElectrumX server reachable" {
 		t.Fatalf("no server: %s", r.text)
+	}
+	if r := post(t, addr, "u", "p", "POST", `{"jsonrpc":"1.0","id":1,"method":"name_show","params":["d/syncing-notor"]}`); errCode(r) != -10 ||
+		!strings.Contains(errMessage(r), "syncing block headers: cannot reach the Tor SOCKS proxy 127.0.0.1:9050") {
+		t.Fatalf("syncing, tor not running: %s", r.text)
 	}
 	if r := post(t, addr, "u", "p", "POST", `{"jsonrpc":"1.0","id":1,"method":"name_show","params":["d/notor"]}`); errCode(r) != -1 ||
 		!strings.Contains(errMessage(r), "cannot reach the Tor SOCKS proxy 127.0.0.1:9050 (is Tor running?") {

@@ -76,6 +76,9 @@ func openNode(cfg *config, r *resolved, log *slog.Logger) (*node, error) {
 	}
 	cp := checkpoints.ForNetwork(r.params)
 	store, err := headers.OpenStore(filepath.Join(r.netDir, "headers.db"), r.params, cp.Anchor(), headers.StoreOptions{})
+	if errors.Is(err, headers.ErrDatabaseInUse) {
+		return nil, fmt.Errorf("%w (is an ncspv daemon already running with this data directory?)", err)
+	}
 	if err != nil {
 		return nil, err
 	}
