@@ -138,6 +138,9 @@ func OpenStore(path string, p *Params, anchor Anchor, opts StoreOptions) (*Store
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("%w: %s (waited %v)", ErrDatabaseInUse, path, opts.LockTimeout)
 	}
+	if errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrChecksum) || errors.Is(err, berrors.ErrVersionMismatch) {
+		return nil, fmt.Errorf("%w: %s: %w", ErrCorrupt, path, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open header database %s: %w", path, err)
 	}

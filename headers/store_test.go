@@ -2,6 +2,7 @@ package headers_test
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"math/big"
@@ -234,6 +235,32 @@ func TestStoreWrongNetwork(t *testing.T) {
 	_, err = headers.OpenStore(path, &headers.MainNetParams, headers.MainNetParams.GenesisAnchor(), headers.StoreOptions{})
 	if !errors.Is(err, headers.ErrWrongNetwork) {
 		t.Fatalf("regtest database opened as mainnet: %v", err)
+	}
+}
+
+// TestStoreDamagedFile: a file that is not a bbolt database, or whose
+// meta pages fail their checksums, is ErrCorrupt and names the file.
+func TestStoreDamagedFile(t *testing.T) {
+	garbage := bytes.Repeat([]byte("not a database "), 8000)
+	_, good := openTestStore(t, headers.StoreOptions{})
+	damaged, err := os.ReadFile(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both meta pages (the first two pages): flip a byte of the root
+	// bucket's page number, which their checksums cover, in each.
+	pageSize := os.Getpagesize()
+	damaged[40] ^= 0xff
+	damaged[pageSize+40] ^= 0xff
+	for name, content := range map[string][]byte{"garbage": garbage, "bad checksums": damaged} {
+		path := filepath.Join(t.TempDir(), "h.db")
+		if err := os.WriteFile(path, content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := headers.OpenStore(path, &headers.RegTestParams, headers.RegTestParams.GenesisAnchor(), headers.StoreOptions{})
+		if !errors.Is(err, headers.ErrCorrupt) || !strings.Contains(err.Error(), path) {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }
 

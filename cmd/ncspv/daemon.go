@@ -80,7 +80,7 @@ func openNode(cfg *config, r *resolved, log *slog.Logger) (*node, error) {
 		return nil, fmt.Errorf("%w (is an ncspv daemon already running with this data directory?)", err)
 	}
 	if err != nil {
-		return nil, err
+		return nil, storeAdvice(err)
 	}
 	pins, err := electrumx.OpenPinStore(filepath.Join(r.netDir, "tls-pins.json"))
 	if err != nil {
@@ -357,12 +357,22 @@ func (c *statusCommand) Execute([]string) error {
 		return printJSON(res)
 	}
 	if err != nil {
-		return err
+		return storeAdvice(err)
 	}
 	defer store.Close()
 	tip := store.Tip()
 	return printJSON(map[string]any{"chain": chainName[r.params.Name], "blocks": tip.Height,
 		"bestblockhash": tip.Hash.String(), "oldest_stored": store.Base(), "daemon": "not running"})
+}
+
+// storeAdvice tells the user what to do with a damaged header database:
+// it holds nothing that cannot be downloaded again.
+func storeAdvice(err error) error {
+	if errors.Is(err, headers.ErrCorrupt) {
+		return fmt.Errorf("%w (it holds only block headers, which ncspv downloads again: "+
+			"move the file away or delete it to start over)", err)
+	}
+	return err
 }
 
 func printJSON(v any) error {

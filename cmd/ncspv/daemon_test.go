@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -222,5 +223,29 @@ func nameShowOnceSynced(t *testing.T, c *ncrpcclient.Client, name, stream string
 			t.Fatalf("name_show %s: %v", name, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestDamagedDatabase: status and sync on a damaged header database fail
+// and tell the user it can be deleted; other errors pass unchanged.
+func TestDamagedDatabase(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "regtest"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "regtest", "headers.db"), []byte(strings.Repeat("garbage ", 2000)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, sub := range []string{"status", "sync"} {
+		if code := run([]string{"--regtest", "--datadir", dir, "--server", "tcp://127.0.0.1:1", "--proxy=none", "--debuglevel=error", sub}, env(nil)); code != 1 {
+			t.Errorf("%s on a damaged database: exit %d", sub, code)
+		}
+	}
+	err := storeAdvice(fmt.Errorf("%w: h.db: invalid database", headers.ErrCorrupt))
+	if !errors.Is(err, headers.ErrCorrupt) || !strings.Contains(err.Error(), "delete it to start over") {
+		t.Errorf("advice: %v", err)
+	}
+	if other := errors.New("permission denied"); storeAdvice(other) != other {
+		t.Error("advice added to an unrelated error")
 	}
 }
