@@ -136,12 +136,13 @@ func TestSubcommands(t *testing.T) {
 }
 
 // TestProp279Command drives "ncspv prop279" through a running daemon, as
-// StemNS drives ncprop279.
+// StemNS drives ncprop279: named with --rpcconnect, and found by its
+// --rpclisten when it holds the database.
 func TestProp279Command(t *testing.T) {
 	srv := nameChainServer(t, 8, 20, 10, "d/example", `{"ip":"192.0.2.5","map":{"_tor":{"txt":"exampleonionaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.onion"}}}`, electrumxtest.Options{})
 	dir := t.TempDir()
 	args := []string{"--regtest", "--datadir", dir, "--server", srv.Address().String(), "--proxy=none",
-		"--rpclisten=127.0.0.1:0", "--rpcuser=u", "--rpcpass=p", "--confirmations=1", "--debuglevel=error"}
+		"--rpclisten=" + freeLoopbackAddr(t), "--rpcuser=u", "--rpcpass=p", "--confirmations=1", "--debuglevel=error"}
 	cfg, _, _, err := loadConfig(args, env(nil), noCommands)
 	if err != nil {
 		t.Fatal(err)
@@ -160,24 +161,27 @@ func TestProp279Command(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	in, out := filepath.Join(dir, "in"), filepath.Join(dir, "out")
-	os.WriteFile(in, []byte("RESOLVE 1 example.bit s1\nRESOLVE 2 example.bit.onion s2\nRESOLVE 3 nothing.bit s1\nRESOLVE 4 example.com s1\n"), 0o600)
-	stdin, _ := os.Open(in)
-	stdout, _ := os.Create(out)
-	oldIn, oldOut := os.Stdin, os.Stdout
-	os.Stdin, os.Stdout = stdin, stdout
-	code := run(append(args, "prop279", "--rpcconnect", addr, "--conf=/etc/ncprop279.conf"), env(nil))
-	os.Stdin, os.Stdout = oldIn, oldOut
-	stdin.Close()
-	stdout.Close()
-	if code != 0 {
-		t.Fatalf("prop279 exit %d", code)
-	}
-	got, _ := os.ReadFile(out)
-	for _, want := range []string{"INIT 1 0", "RESOLVED 1 0 exampleonion", "RESOLVED 2 0 exampleonion",
-		`RESOLVED 3 3 "nothing.bit is not registered"`, `RESOLVED 4 2 "example.com is not a Namecoin domain"`} {
-		if !strings.Contains(string(got), want) {
-			t.Fatalf("prop279 output lacks %q:\n%s", want, got)
+	for _, extra := range [][]string{{"--rpcconnect", addr}, nil} {
+		in, out := filepath.Join(dir, "in"), filepath.Join(dir, "out")
+		os.WriteFile(in, []byte("RESOLVE 1 example.bit s1\nRESOLVE 2 example.bit.onion s2\nRESOLVE 3 nothing.bit s1\nRESOLVE 4 example.com s1\n"), 0o600)
+		stdin, _ := os.Open(in)
+		stdout, _ := os.Create(out)
+		oldIn, oldOut := os.Stdin, os.Stdout
+		os.Stdin, os.Stdout = stdin, stdout
+		cmd := append(append(append([]string{}, args...), "prop279", "--conf=/etc/ncprop279.conf"), extra...)
+		code := run(cmd, env(nil))
+		os.Stdin, os.Stdout = oldIn, oldOut
+		stdin.Close()
+		stdout.Close()
+		if code != 0 {
+			t.Fatalf("prop279 %v: exit %d", extra, code)
+		}
+		got, _ := os.ReadFile(out)
+		for _, want := range []string{"INIT 1 0", "RESOLVED 1 0 exampleonion", "RESOLVED 2 0 exampleonion",
+			`RESOLVED 3 3 "nothing.bit is not registered"`, `RESOLVED 4 2 "example.com is not a Namecoin domain"`} {
+			if !strings.Contains(string(got), want) {
+				t.Fatalf("prop279 %v: output lacks %q:\n%s", extra, want, got)
+			}
 		}
 	}
 }

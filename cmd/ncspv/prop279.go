@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/ncspv/ncspv/headers"
 	"github.com/ncspv/ncspv/prop279"
 	"github.com/ncspv/ncspv/rpc"
 	"github.com/ncspv/ncspv/spv"
@@ -17,7 +18,7 @@ import (
 // ncprop279 does, answering through the local engine or a running
 // daemon's RPC. It is a drop-in for StemNS's ncprop279 command line.
 type prop279Command struct {
-	RPCConnect string `long:"rpcconnect" description:"Resolve through the daemon at this address instead of a local engine"`
+	RPCConnect string `long:"rpcconnect" description:"Resolve through the daemon at this address (default: the daemon on --rpclisten when it holds the database, else a local engine)"`
 	Timeout    int    `long:"timeout" default:"10000" description:"Milliseconds per query before it fails (status 1, so StemNS retries)"`
 	// ncprop279's own flags, accepted and ignored so StemNS configurations
 	// work unchanged.
@@ -31,13 +32,28 @@ func (c *prop279Command) Execute([]string) error {
 	}
 	defer stop()
 	var lookup prop279.Lookup
-	if c.RPCConnect != "" {
+	addr := c.RPCConnect
+	if addr == "" {
+		n, err := openNode(cfg, r, log)
+		switch {
+		case errors.Is(err, headers.ErrDatabaseInUse):
+			// A daemon holds the database: resolve through it.
+			addr = r.rpcListen[0]
+			log.Info("the daemon holds the database; resolving through its RPC", "address", addr)
+		case err != nil:
+			return err
+		default:
+			defer n.close()
+			lookup = engineLookup(n)
+		}
+	}
+	if addr != "" {
 		lookup = func(ctx context.Context, name, stream string) ([]byte, error) {
 			opts := map[string]any{"valueEncoding": "hex"}
 			if stream != "" {
 				opts["streamID"] = stream
 			}
-			raw, err := callRPC(ctx, c.RPCConnect, cfg, r, "name_show", []any{name, opts})
+			raw, err := callRPC(ctx, addr, cfg, r, "name_show", []any{name, opts})
 			var rerr *rpc.Error
 			if errors.As(err, &rerr) && rerr.Code == rpc.CodeNameNotFound {
 				return nil, prop279.ErrNotFound
@@ -53,13 +69,6 @@ func (c *prop279Command) Execute([]string) error {
 			}
 			return hex.DecodeString(res.Value)
 		}
-	} else {
-		n, err := openNode(cfg, r, log)
-		if err != nil {
-			return err
-		}
-		defer n.close()
-		lookup = engineLookup(n)
 	}
 	return prop279.Serve(ctx, os.Stdin, os.Stdout, lookup, time.Duration(c.Timeout)*time.Millisecond, log)
 }
