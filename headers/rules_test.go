@@ -31,6 +31,19 @@ func verifyBlocks(t *testing.T, g *chaingen.Generator, prev headers.BlockInfo, b
 	return headers.VerifyHeaders(g, prev, fhs, now, g.Params)
 }
 
+// TestVerifyReturnsVerifiedPrefix: a failing run returns the headers
+// before the failure, which the sync keeps when the failure is only our
+// clock's.
+func TestVerifyReturnsVerifiedPrefix(t *testing.T) {
+	g := chaingen.New(&headers.RegTestParams, 3)
+	blocks := g.Chain(10)
+	now := time.Unix(int64(blocks[5].Info.Time)-g.Params.MaxFutureBlockTime, 0) // blocks[6] is too new
+	vh, err := verifyBlocks(t, g, g.Blocks[0].Info, blocks, now)
+	if !errors.Is(err, headers.ErrTimeTooNew) || len(vh) != 6 || vh[5].Info.Hash != blocks[5].Info.Hash {
+		t.Fatalf("got %d headers, %v", len(vh), err)
+	}
+}
+
 func TestGeneratedChainVerifies(t *testing.T) {
 	g := chaingen.New(&headers.RegTestParams, 1)
 	blocks := g.Chain(300)

@@ -73,7 +73,8 @@ func (o *overlay) BlockAt(height int32) (BlockInfo, bool) {
 
 // VerifyHeaders checks hdrs as the blocks after prev: each must link to the
 // one before it and pass CheckProofOfWork and CheckHeaderContext. The first
-// failure ends the run; its error names the height and wraps the RuleError.
+// failure ends the run; its error names the height and wraps the RuleError,
+// and the headers verified before it are returned with it.
 func VerifyHeaders(ctx ChainContext, prev BlockInfo, hdrs []*FullHeader, now time.Time, p *Params) ([]VerifiedHeader, error) {
 	return VerifyPrechecked(ctx, prev, Precheck(hdrs, p), now, p)
 }
@@ -103,6 +104,7 @@ func Precheck(hdrs []*FullHeader, p *Params) []Prechecked {
 
 // VerifyPrechecked finishes VerifyHeaders for prechecked headers: the
 // link, the precheck outcome, then the contextual rules, header by header.
+// On an error it also returns the headers verified before the failing one.
 func VerifyPrechecked(ctx ChainContext, prev BlockInfo, pcs []Prechecked, now time.Time, p *Params) ([]VerifiedHeader, error) {
 	ov := &overlay{base: ctx, start: prev.Height + 1,
 		run: make([]VerifiedHeader, 0, len(pcs))}
@@ -117,7 +119,7 @@ func VerifyPrechecked(ctx ChainContext, prev BlockInfo, pcs []Prechecked, now ti
 			err = CheckHeaderContext(h, prev, ov, now, p)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("header %v at height %d: %w", hash, height, err)
+			return ov.run, fmt.Errorf("header %v at height %d: %w", hash, height, err)
 		}
 		info := NextBlockInfo(prev, h, hash, p)
 		ov.run = append(ov.run, VerifiedHeader{Header: *h, Info: info})

@@ -210,7 +210,7 @@ func (s *Server) getBlockchainInfo(context.Context, json.RawMessage) (any, *Erro
 		"bestblockhash":        st.TipHash,
 		"verificationprogress": progress,
 		"initialblockdownload": !st.Synced,
-		"warnings":             "",
+		"warnings":             st.Warning,
 	}, nil
 }
 

@@ -173,7 +173,7 @@ func (s stub) NameShow(ctx context.Context, name []byte, _ spv.LookupOptions) (*
 }
 
 func (stub) State() spv.State {
-	return spv.State{Height: 7, TipHash: "ab", ServerHeight: 9, Synced: true}
+	return spv.State{Height: 7, TipHash: "ab", ServerHeight: 9, Synced: true, Warning: "check the clock"}
 }
 
 type rawReply struct {
@@ -286,7 +286,8 @@ func TestAbuse(t *testing.T) {
 	}
 	r = post(t, addr, "u", "p", "POST", `{"jsonrpc":"1.0","id":1,"method":"getblockchaininfo"}`)
 	info, _ := r.body["result"].(map[string]any)
-	if info["chain"] != "regtest" || info["blocks"] != float64(7) || info["headers"] != float64(9) || info["bestblockhash"] != "ab" {
+	if info["chain"] != "regtest" || info["blocks"] != float64(7) || info["headers"] != float64(9) || info["bestblockhash"] != "ab" ||
+		info["warnings"] != "check the clock" {
 		t.Fatalf("getblockchaininfo: %s", r.text)
 	}
 }

@@ -65,6 +65,7 @@ type Engine struct {
 	lastSync    time.Time
 	serverTip   int32
 	synced      bool
+	warning     string // State.Warning
 	demotedTill map[string]time.Time
 
 	cache *resultCache
@@ -139,6 +140,9 @@ type State struct {
 	ServerHeight int32
 	Synced       bool
 	LastSync     time.Time
+	// Warning is for the user (getblockchaininfo's warnings): today only
+	// ErrHeaderFromFuture's, while the clock keeps the chain short.
+	Warning string
 }
 
 // State returns the current chain state.
@@ -147,7 +151,7 @@ func (e *Engine) State() State {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return State{Height: tip.Height, TipHash: tip.Hash.String(), ServerHeight: e.serverTip,
-		Synced: e.synced, LastSync: e.lastSync}
+		Synced: e.synced, LastSync: e.lastSync, Warning: e.warning}
 }
 
 // Demoted lists the servers currently avoided for lying.
@@ -203,13 +207,21 @@ func (e *Engine) Sync(ctx context.Context) error {
 	e.syncMu.Lock()
 	defer e.syncMu.Unlock()
 	var errs []error
+	var future error
 	ok := 0
 	for _, s := range e.servers() {
 		if ok >= e.cfg.QueryServers {
 			break
 		}
 		err := e.syncWith(ctx, s)
-		if err == nil || errors.Is(err, errServerBehind) {
+		if errors.Is(err, ErrHeaderFromFuture) {
+			// Not the server's fault, and what came before that header
+			// is stored: synced as far as our clock allows.
+			future = err
+			e.log.Warn("sync stopped below a header dated ahead of this computer's clock; is the clock right?",
+				"height", e.cfg.Store.Tip().Height, "err", err)
+		}
+		if err == nil || errors.Is(err, errServerBehind) || errors.Is(err, ErrHeaderFromFuture) {
 			ok++
 			continue
 		}
@@ -230,6 +242,10 @@ func (e *Engine) Sync(ctx context.Context) error {
 	}
 	e.mu.Lock()
 	e.lastSync, e.synced = e.cfg.Now(), true
+	e.warning = ""
+	if future != nil {
+		e.warning = ErrHeaderFromFuture.Error()
+	}
 	e.mu.Unlock()
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/ncspv/ncspv/headers"
 	"github.com/ncspv/ncspv/tor"
 )
 
@@ -41,6 +42,11 @@ var (
 	ErrAllServersLied = errors.New("every ElectrumX server that answered failed verification")
 	// ErrInvalidName: the name is empty or longer than 255 bytes.
 	ErrInvalidName = errors.New("invalid name")
+	// ErrHeaderFromFuture: a server's next header is dated more than two
+	// hours after this computer's clock. Core refuses such a header
+	// without blaming the peer (BLOCK_TIME_FUTURE), since the clock may be
+	// the one that is wrong, and so does ncspv: the chain stops below it.
+	ErrHeaderFromFuture = errors.New("a header is dated more than 2 hours after this computer's clock (is the clock right?)")
 )
 
 // LieError is a server answer that failed verification. The server is
@@ -72,6 +78,19 @@ func noServer(errs []error) error {
 		return ErrNoServer
 	}
 	return fmt.Errorf("%w: %w", ErrNoServer, first)
+}
+
+// blame is what a rule violation in a server's headers (what: where)
+// says about the server: a lie, except a header from the future.
+func blame(server, what string, err error) error {
+	if errors.Is(err, headers.ErrTimeTooNew) {
+		return fmt.Errorf("%w: %s from %s: %v", ErrHeaderFromFuture, what, server, err)
+	}
+	var re headers.RuleError
+	if errors.As(err, &re) {
+		return lie(server, "%s: %v", what, err)
+	}
+	return err
 }
 
 func lie(server, format string, args ...any) error {

@@ -87,7 +87,7 @@ func (e *Engine) syncWith(ctx context.Context, s electrumx.Server) error {
 			err := e.cfg.Store.AddHeaders(serverTip, []*headers.FullHeader{fh}, e.cfg.Now())
 			var re headers.RuleError
 			if errors.As(err, &re) {
-				return lie(s.String(), "tip header %d: %v", serverTip, err)
+				return blame(s.String(), fmt.Sprintf("tip header %d", serverTip), err)
 			}
 			if err == nil {
 				return nil
@@ -396,11 +396,11 @@ func (e *Engine) verifyChunk(c *electrumx.Client, pend *pending, start int32, ch
 	}
 	vh, err := headers.VerifyPrechecked(pend, prev, checked, e.cfg.Now(), e.cfg.Params)
 	if err != nil {
-		var re headers.RuleError
-		if errors.As(err, &re) {
-			return lie(c.Server().String(), "headers from %d: %v", start, err)
+		if errors.Is(err, headers.ErrTimeTooNew) && len(vh) > 0 {
+			// What comes before a header from the future is good: keep it.
+			pend.append(vh)
 		}
-		return err
+		return blame(c.Server().String(), fmt.Sprintf("headers from %d", start), err)
 	}
 	pend.append(vh)
 	return nil
@@ -444,7 +444,7 @@ func (e *Engine) reorgTo(ctx context.Context, c *electrumx.Client, fork, serverT
 	err := e.cfg.Store.AddPrechecked(fork+1, branch, e.cfg.Now())
 	var re headers.RuleError
 	if errors.As(err, &re) {
-		return lie(c.Server().String(), "competing branch: %v", err)
+		return blame(c.Server().String(), "competing branch", err)
 	}
 	if err == nil {
 		tip := e.cfg.Store.Tip()
