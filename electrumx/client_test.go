@@ -3,10 +3,12 @@ package electrumx_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -412,6 +414,64 @@ func TestTLSPinning(t *testing.T) {
 	c.Close()
 	if _, err := electrumx.Dial(ctx5(t), addr, electrumx.Config{Dial: directDial}); err == nil {
 		t.Fatal("TLS without a pin store accepted")
+	}
+}
+
+// TestTLSCASigned: a server whose certificate an authority vouches for is
+// pinned as CA-signed, so a renewed certificate is accepted; one that is
+// then self-signed is refused, with the way to re-pin.
+func TestTLSCASigned(t *testing.T) {
+	ca, err := electrumxtest.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve := func(cert *tls.Certificate) electrumx.Server {
+		f := newFixture(t, electrumxtest.Options{TLS: true, Certificate: cert})
+		return f.srv.Address()
+	}
+	first, err := ca.Issue()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serve(first)
+	path := filepath.Join(t.TempDir(), "pins.json")
+	pins, err := electrumx.OpenPinStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pins.Roots = ca.Pool()
+	c, err := electrumx.Dial(ctx5(t), addr, electrumx.Config{Dial: directDial, Pins: pins})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if b, _ := os.ReadFile(path); !strings.Contains(string(b), `"`+addr.Addr()+`": "ca"`) {
+		t.Fatalf("pins file: %s", b)
+	}
+	// Reloaded from the file, as after a restart, at the same address.
+	reloaded, err := electrumx.OpenPinStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reloaded.Roots = ca.Pool()
+	as := func(real electrumx.Server) electrumx.DialFunc {
+		return func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return directDial(ctx, network, real.Addr())
+		}
+	}
+	renewed, err := ca.Issue()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err = electrumx.Dial(ctx5(t), addr, electrumx.Config{Dial: as(serve(renewed)), Pins: reloaded})
+	if err != nil {
+		t.Fatalf("renewed certificate: %v", err)
+	}
+	c.Close()
+	_, err = electrumx.Dial(ctx5(t), addr, electrumx.Config{Dial: as(serve(nil)), Pins: reloaded})
+	if !errors.Is(err, electrumx.ErrCertificateChanged) || !strings.Contains(err.Error(), "certificate authority") ||
+		!strings.Contains(err.Error(), path) {
+		t.Fatalf("self-signed after CA-signed: %v", err)
 	}
 }
 

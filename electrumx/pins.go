@@ -17,16 +17,26 @@ import (
 // from the one pinned on first use.
 var ErrCertificateChanged = errors.New("server TLS certificate changed")
 
-// PinStore pins each TLS server's certificate on first use, as Electrum
-// does, since Namecoin servers use self-signed certificates. Pins live in a
-// JSON file (server address -> SHA-256 of the certificate, hex); deleting a
-// server's line, or calling Forget, re-pins it on the next connection.
-// The zero value keeps pins in memory only.
+// PinStore decides on first use how each TLS server is trusted, as
+// Electrum does. Most Namecoin servers use self-signed certificates: the
+// certificate is pinned. A server whose certificate a certificate
+// authority vouches for (for its host name) is pinned as CA-signed
+// instead and checked against the authorities from then on, so that its
+// routine renewals (Let's Encrypt's, every 60-90 days) keep working. Pins
+// live in a JSON file (server address -> SHA-256 of the certificate, hex,
+// or "ca"); deleting a server's line, or calling Forget, re-pins it on the
+// next connection. The zero value keeps pins in memory only.
 type PinStore struct {
+	// Roots are the certificate authorities; nil: the system's.
+	Roots *x509.CertPool
+
 	path string
 	mu   sync.Mutex
 	pins map[string]string
 }
+
+// pinCA is the pin of a server trusted through certificate authorities.
+const pinCA = "ca"
 
 // OpenPinStore loads the pins at path; a missing file is an empty store.
 func OpenPinStore(path string) (*PinStore, error) {
@@ -53,27 +63,61 @@ func Fingerprint(cert *x509.Certificate) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Check pins cert for server on first use and compares it afterwards.
-func (p *PinStore) Check(server Server, cert *x509.Certificate) error {
+// Check decides on first use how server is trusted, from the certificate
+// chain it presents (leaf first), and holds it to that afterwards.
+func (p *PinStore) Check(server Server, chain []*x509.Certificate) error {
+	if len(chain) == 0 {
+		return errors.New("server sent no TLS certificate")
+	}
 	key := server.Addr()
-	got := Fingerprint(cert)
+	got := Fingerprint(chain[0])
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.pins == nil {
 		p.pins = map[string]string{} // the zero PinStore pins in memory
 	}
-	want, ok := p.pins[key]
-	if ok {
-		if want == got {
-			return nil
-		}
-		return fmt.Errorf("%w: %s presented sha256 %s, pinned %s; if its operator "+
-			"really replaced the certificate, delete the %q entry from %s "+
-			"and connect again",
-			ErrCertificateChanged, server, got, want, key, p.path)
+	want, pinned := p.pins[key]
+	p.mu.Unlock()
+	if pinned && want == got {
+		return nil
 	}
-	p.pins[key] = got
-	return p.saveLocked()
+	// Only now the chain check, outside the lock: it costs more than a
+	// lookup's other work, and self-signed servers never need it.
+	caErr := p.verifyCA(server, chain)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if want, pinned = p.pins[key]; !pinned {
+		p.pins[key] = got
+		if caErr == nil {
+			p.pins[key] = pinCA
+		}
+		return p.saveLocked()
+	}
+	switch {
+	case want == got:
+		return nil
+	case want == pinCA && caErr == nil:
+		return nil
+	case want == pinCA:
+		return fmt.Errorf("%w: %s had a certificate signed by a certificate authority when "+
+			"first seen, and presents one that is not (%v); if its operator really "+
+			"moved to a self-signed certificate, delete the %q entry from %s and connect again",
+			ErrCertificateChanged, server, caErr, key, p.path)
+	}
+	return fmt.Errorf("%w: %s presented sha256 %s, pinned %s; if its operator "+
+		"really replaced the certificate, delete the %q entry from %s "+
+		"and connect again",
+		ErrCertificateChanged, server, got, want, key, p.path)
+}
+
+// verifyCA checks the chain against the certificate authorities for the
+// server's host name.
+func (p *PinStore) verifyCA(server Server, chain []*x509.Certificate) error {
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	_, err := chain[0].Verify(x509.VerifyOptions{DNSName: server.Host, Roots: p.Roots, Intermediates: inter})
+	return err
 }
 
 // Forget removes a server's pin so that the next connection pins anew.
@@ -118,18 +162,16 @@ func (p *PinStore) saveLocked() error {
 	return os.Rename(tmp.Name(), p.path)
 }
 
-// tlsConfig verifies the server by its pin only: there is no CA to trust
-// for self-signed Namecoin servers.
+// tlsConfig verifies the server by its pin only (which may say "through
+// the certificate authorities"): crypto/tls's own check would refuse the
+// self-signed certificates most Namecoin servers use.
 func (p *PinStore) tlsConfig(server Server) *tls.Config {
 	return &tls.Config{
 		ServerName:         server.Host,
 		MinVersion:         tls.VersionTLS12,
 		InsecureSkipVerify: true, // replaced by the pin check below
 		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("server sent no TLS certificate")
-			}
-			return p.Check(server, cs.PeerCertificates[0])
+			return p.Check(server, cs.PeerCertificates)
 		},
 	}
 }

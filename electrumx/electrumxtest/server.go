@@ -87,7 +87,10 @@ type serverConn struct {
 
 // Options for NewServer.
 type Options struct {
-	TLS         bool
+	TLS bool
+	// Certificate, with TLS, replaces the throwaway self-signed one (for
+	// a CA-signed server, see CA).
+	Certificate *tls.Certificate
 	MaxProtocol string
 	Pad         bool
 	HoldSmall   time.Duration
@@ -116,6 +119,9 @@ func NewServer(b *Backend, o Options) (*Server, error) {
 		if err != nil {
 			ln.Close()
 			return nil, err
+		}
+		if o.Certificate != nil {
+			cfg = &tls.Config{Certificates: []tls.Certificate{*o.Certificate}}
 		}
 		s.tls = cfg
 		ln = tls.NewListener(ln, cfg)
@@ -725,4 +731,67 @@ func selfSigned() (*tls.Config, error) {
 		return nil, err
 	}
 	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, nil
+}
+
+// CA is a throwaway certificate authority, for servers whose certificates
+// an authority vouches for.
+type CA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+// NewCA makes a certificate authority.
+func NewCA() (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "electrumxtest CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &CA{cert: cert, key: key}, nil
+}
+
+// Pool holds the authority, as a client's roots.
+func (ca *CA) Pool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(ca.cert)
+	return p
+}
+
+// Issue makes a new certificate for 127.0.0.1 (each call a new key, as a
+// renewal would).
+func (ca *CA) Issue() (*tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Certificate{Certificate: [][]byte{der, ca.cert.Raw}, PrivateKey: key}, nil
 }
