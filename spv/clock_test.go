@@ -2,18 +2,15 @@ package spv_test
 
 import (
 	"context"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/ncspv/ncspv/checkpoints"
 	"github.com/ncspv/ncspv/electrumx"
 	"github.com/ncspv/ncspv/electrumx/electrumxtest"
 	"github.com/ncspv/ncspv/headers"
 	"github.com/ncspv/ncspv/internal/chaingen"
 	"github.com/ncspv/ncspv/spv"
-	"github.com/ncspv/ncspv/tor"
 )
 
 // TestClockBehind: with this computer's clock hours behind, the server's
@@ -41,21 +38,8 @@ func TestClockBehind(t *testing.T) {
 		now = time.Unix(int64(g.Blocks[h].Info.Time)-p.MaxFutureBlockTime, 0)
 		mu.Unlock()
 	}
-	cp := checkpoints.ForNetwork(p)
-	store, err := headers.OpenStore(filepath.Join(t.TempDir(), "headers.db"), p, cp.Anchor(), headers.StoreOptions{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	pool := electrumx.NewPool(electrumx.Config{Pins: &electrumx.PinStore{}})
-	defer pool.Close()
-	e, err := spv.New(spv.Config{Params: p, Addresses: spv.RegTestAddresses, Checkpoint: cp, Store: store,
-		Servers: []electrumx.Server{srv.Address()}, Router: tor.NewRouter(tor.Direct), Pool: pool, QueryServers: 1,
+	e, _ := newEngineConfig(t, spv.Config{Params: p, Servers: []electrumx.Server{srv.Address()}, QueryServers: 1,
 		Now: func() time.Time { mu.Lock(); defer mu.Unlock(); return now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
 
 	for _, step := range []struct {
 		what      string

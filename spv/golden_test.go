@@ -86,22 +86,34 @@ func replayBackend(t testing.TB, rec *testvectors.RegtestRecording) (*electrumxt
 // (proxy none) to the given fake servers.
 func newEngine(t *testing.T, p *headers.Params, servers []electrumx.Server, conf int32, k int) (*spv.Engine, *headers.Store) {
 	t.Helper()
-	cp := checkpoints.ForNetwork(p)
-	store, err := headers.OpenStore(filepath.Join(t.TempDir(), "headers.db"), p, cp.Anchor(), headers.StoreOptions{NoSync: true})
+	return newEngineConfig(t, spv.Config{Params: p, Servers: servers, Confirmations: conf, QueryServers: k})
+}
+
+// newEngineConfig completes cfg with what every test engine has: a fresh
+// store from the network's checkpoint, a pool pinning in memory, direct
+// connections and regtest addresses (unless cfg sets them).
+func newEngineConfig(t *testing.T, cfg spv.Config) (*spv.Engine, *headers.Store) {
+	t.Helper()
+	cfg.Checkpoint = checkpoints.ForNetwork(cfg.Params)
+	store, err := headers.OpenStore(filepath.Join(t.TempDir(), "headers.db"), cfg.Params, cfg.Checkpoint.Anchor(), headers.StoreOptions{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
 	pool := electrumx.NewPool(electrumx.Config{Pins: &electrumx.PinStore{}})
 	t.Cleanup(pool.Close)
-	e, err := spv.New(spv.Config{
-		Params: p, Addresses: spv.RegTestAddresses, Checkpoint: cp, Store: store,
-		Servers: servers, Router: tor.NewRouter(tor.Direct), Pool: pool,
-		Confirmations: conf, QueryServers: k,
-	})
+	cfg.Store, cfg.Pool = store, pool
+	if cfg.Router == nil {
+		cfg.Router = tor.NewRouter(tor.Direct)
+	}
+	if cfg.Addresses == (spv.AddressParams{}) {
+		cfg.Addresses = spv.RegTestAddresses
+	}
+	e, err := spv.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(e.Close)
 	return e, store
 }
 

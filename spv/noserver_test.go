@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/ncspv/ncspv/checkpoints"
 	"github.com/ncspv/ncspv/electrumx"
 	"github.com/ncspv/ncspv/headers"
 	"github.com/ncspv/ncspv/spv"
@@ -26,15 +24,6 @@ func TestTorNotRunning(t *testing.T) {
 	proxyAddr := ln.Addr().String()
 	ln.Close()
 
-	p := &headers.RegTestParams
-	cp := checkpoints.ForNetwork(p)
-	store, err := headers.OpenStore(filepath.Join(t.TempDir(), "headers.db"), p, cp.Anchor(), headers.StoreOptions{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	pool := electrumx.NewPool(electrumx.Config{Pins: &electrumx.PinStore{}})
-	defer pool.Close()
 	var servers []electrumx.Server
 	for _, s := range []string{"ssl://aaaa.onion:50002", "ssl://bbbb.onion:50002", "tcp://cccc.example:50001"} {
 		srv, err := electrumx.ParseServer(s)
@@ -43,13 +32,8 @@ func TestTorNotRunning(t *testing.T) {
 		}
 		servers = append(servers, srv)
 	}
-	e, err := spv.New(spv.Config{Params: p, Addresses: spv.RegTestAddresses, Checkpoint: cp, Store: store,
-		Servers: servers, Router: tor.NewRouter(tor.Proxy{Network: "tcp", Address: proxyAddr}), Pool: pool,
-		QueryServers: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e, _ := newEngineConfig(t, spv.Config{Params: &headers.RegTestParams, Servers: servers, QueryServers: 2,
+		Router: tor.NewRouter(tor.Proxy{Network: "tcp", Address: proxyAddr})})
 
 	syncErr := e.Sync(context.Background())
 	_, lookupErr := e.NameShow(context.Background(), []byte("d/x"), spv.LookupOptions{StreamID: "s"})
