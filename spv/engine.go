@@ -186,11 +186,18 @@ func (e *Engine) servers() []electrumx.Server {
 	return append(good, bad...)
 }
 
-// demote avoids a server that lied, for DemoteFor.
-func (e *Engine) demote(s electrumx.Server, reason error) {
+// demote avoids a server that lied, for DemoteFor. The reason for a
+// lookup's lie names transactions or heights of the looked-up name, which
+// the logs keep to debug level, like the name itself.
+func (e *Engine) demote(s electrumx.Server, reason error, inLookup bool) {
 	e.mu.Lock()
 	e.demotedTill[s.String()] = e.cfg.Now().Add(e.cfg.DemoteFor)
 	e.mu.Unlock()
+	if inLookup {
+		e.log.Warn("server demoted: its proof for a name lookup failed verification", "server", s.String())
+		e.log.Debug("server demoted", "server", s.String(), "reason", reason)
+		return
+	}
 	e.log.Warn("server demoted", "server", s.String(), "reason", reason)
 }
 
@@ -231,7 +238,7 @@ func (e *Engine) Sync(ctx context.Context) error {
 		var lieErr *LieError
 		var ruleErr headers.RuleError
 		if errors.As(err, &lieErr) || errors.As(err, &ruleErr) || errors.Is(err, headers.ErrNotMoreWork) {
-			e.demote(s, err)
+			e.demote(s, err, false)
 		} else {
 			e.log.Debug("sync from server failed", "server", s.String(), "err", err)
 		}

@@ -94,7 +94,7 @@ func (e *Engine) NameShow(ctx context.Context, name []byte, opts LookupOptions) 
 		switch {
 		case errors.As(o.err, &le):
 			lied++
-			e.demote(o.server, o.err)
+			e.demote(o.server, o.err, true)
 			errs = append(errs, o.err)
 		case o.err != nil:
 			errs = append(errs, fmt.Errorf("%s: %w", o.server, o.err))
