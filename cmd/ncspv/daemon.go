@@ -162,6 +162,10 @@ func runDaemon(parent context.Context, cfg *config, getenv func(string) string, 
 	var wg sync.WaitGroup
 	for _, addr := range r.rpcListen {
 		ln, err := net.Listen("tcp", addr)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("RPC listen on %s: %w (is Namecoin Core or another ncspv "+
+				"listening there? --rpclisten sets the address)", addr, err)
+		}
 		if err != nil {
 			return fmt.Errorf("RPC listen on %s: %w", addr, err)
 		}

@@ -253,3 +253,26 @@ func TestDamagedDatabase(t *testing.T) {
 		t.Error("advice added to an unrelated error")
 	}
 }
+
+// TestRPCPortTaken: a daemon whose RPC address is taken (Namecoin Core
+// uses the same port) fails at once and says what may hold it.
+func TestRPCPortTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dir := t.TempDir()
+	cfg, _, _, err := loadConfig([]string{"--regtest", "--datadir", dir, "--server", "tcp://127.0.0.1:1",
+		"--proxy=none", "--rpclisten=" + ln.Addr().String(), "--debuglevel=error"}, env(nil), noCommands)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = runDaemon(context.Background(), cfg, env(nil), nil)
+	if err == nil || !strings.Contains(err.Error(), "Namecoin Core or another ncspv") {
+		t.Fatalf("daemon on a taken port: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "regtest", ".cookie")); !os.IsNotExist(err) {
+		t.Errorf("cookie left behind: %v", err)
+	}
+}
