@@ -475,6 +475,63 @@ func TestTLSCASigned(t *testing.T) {
 	}
 }
 
+// TestPinDeletedWhileRunning: deleting a server's entry from the pins file,
+// as a refusal says to, works while ncspv runs: the next connection pins
+// the new certificate, and saving another server's pin does not bring the
+// deleted entry back.
+func TestPinDeletedWhileRunning(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pins.json")
+	pins, err := electrumx.OpenPinStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := newFixture(t, electrumxtest.Options{TLS: true})
+	addr := first.srv.Address()
+	c, err := electrumx.Dial(ctx5(t), addr, electrumx.Config{Dial: directDial, Pins: pins})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	replaced := newFixture(t, electrumxtest.Options{TLS: true})
+	as := func(real electrumx.Server) electrumx.DialFunc {
+		return func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return directDial(ctx, network, real.Addr())
+		}
+	}
+	if _, err := electrumx.Dial(ctx5(t), addr, electrumx.Config{Dial: as(replaced.srv.Address()), Pins: pins}); !errors.Is(err, electrumx.ErrCertificateChanged) {
+		t.Fatalf("replaced certificate: %v", err)
+	}
+	// The user deletes the entry by hand; the store stays open.
+	if err := os.WriteFile(path, []byte("{}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err = electrumx.Dial(ctx5(t), addr, electrumx.Config{Dial: as(replaced.srv.Address()), Pins: pins})
+	if err != nil {
+		t.Fatalf("after the entry was deleted: %v", err)
+	}
+	c.Close()
+	other := newFixture(t, electrumxtest.Options{TLS: true})
+	c, err = electrumx.Dial(ctx5(t), other.srv.Address(), electrumx.Config{Dial: directDial, Pins: pins})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	reloaded, err := electrumx.OpenPinStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := electrumx.Dial(ctx5(t), addr, electrumx.Config{Dial: as(replaced.srv.Address()), Pins: reloaded}); err != nil {
+		t.Fatalf("the new pin was not kept: %v", err)
+	}
+	// A pins file broken by hand is reported as such.
+	if err := os.WriteFile(path, []byte("{,"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := electrumx.Dial(ctx5(t), addr, electrumx.Config{Dial: directDial, Pins: pins}); err == nil || !strings.Contains(err.Error(), "not valid JSON") {
+		t.Fatalf("broken pins file: %v", err)
+	}
+}
+
 func TestParseServer(t *testing.T) {
 	good := map[string]string{
 		"tcp://example.com:50001":      "tcp://example.com:50001",

@@ -39,17 +39,12 @@ type PinStore struct {
 const pinCA = "ca"
 
 // OpenPinStore loads the pins at path; a missing file is an empty store.
+// The file is read again before any pin is added or refused, so that an
+// entry deleted while ncspv runs is gone at the next connection.
 func OpenPinStore(path string) (*PinStore, error) {
-	p := &PinStore{path: path, pins: map[string]string{}}
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return p, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read TLS pins: %w", err)
-	}
-	if err := json.Unmarshal(b, &p.pins); err != nil {
-		return nil, fmt.Errorf("TLS pins file %s is not valid JSON: %w", path, err)
+	p := &PinStore{path: path}
+	if err := p.reloadLocked(); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -72,9 +67,6 @@ func (p *PinStore) Check(server Server, chain []*x509.Certificate) error {
 	key := server.Addr()
 	got := Fingerprint(chain[0])
 	p.mu.Lock()
-	if p.pins == nil {
-		p.pins = map[string]string{} // the zero PinStore pins in memory
-	}
 	want, pinned := p.pins[key]
 	p.mu.Unlock()
 	if pinned && want == got {
@@ -83,8 +75,16 @@ func (p *PinStore) Check(server Server, chain []*x509.Certificate) error {
 	// Only now the chain check, outside the lock: it costs more than a
 	// lookup's other work, and self-signed servers never need it.
 	caErr := p.verifyCA(server, chain)
+	if pinned && want == pinCA && caErr == nil {
+		return nil
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// A new pin or a refusal: the file decides, since the user may have
+	// deleted the entry while we run, as a refusal tells them to.
+	if err := p.reloadLocked(); err != nil {
+		return err
+	}
 	if want, pinned = p.pins[key]; !pinned {
 		p.pins[key] = got
 		if caErr == nil {
@@ -109,6 +109,29 @@ func (p *PinStore) Check(server Server, chain []*x509.Certificate) error {
 		ErrCertificateChanged, server, got, want, key, p.path)
 }
 
+// reloadLocked reads the pins file again (a missing file: no pins).
+func (p *PinStore) reloadLocked() error {
+	if p.path == "" {
+		if p.pins == nil {
+			p.pins = map[string]string{} // the zero PinStore pins in memory
+		}
+		return nil
+	}
+	pins := map[string]string{}
+	b, err := os.ReadFile(p.path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return fmt.Errorf("read TLS pins: %w", err)
+	default:
+		if err := json.Unmarshal(b, &pins); err != nil {
+			return fmt.Errorf("TLS pins file %s is not valid JSON: %w", p.path, err)
+		}
+	}
+	p.pins = pins
+	return nil
+}
+
 // verifyCA checks the chain against the certificate authorities for the
 // server's host name.
 func (p *PinStore) verifyCA(server Server, chain []*x509.Certificate) error {
@@ -124,6 +147,9 @@ func (p *PinStore) verifyCA(server Server, chain []*x509.Certificate) error {
 func (p *PinStore) Forget(server Server) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if err := p.reloadLocked(); err != nil {
+		return err
+	}
 	if _, ok := p.pins[server.Addr()]; !ok {
 		return fmt.Errorf("no certificate pinned for %s in %s", server.Addr(), p.path)
 	}
