@@ -1,6 +1,7 @@
 package electrumx
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -132,9 +133,19 @@ func (p *PinStore) reloadLocked() error {
 	return nil
 }
 
+// errSelfSigned: no authority vouches for a certificate that signs itself.
+var errSelfSigned = errors.New("the certificate is self-signed")
+
 // verifyCA checks the chain against the certificate authorities for the
-// server's host name.
+// server's host name. A self-signed certificate, what most Namecoin
+// servers have, is refused without loading the system's authorities
+// (megabytes of resident memory for a check that cannot pass).
 func (p *PinStore) verifyCA(server Server, chain []*x509.Certificate) error {
+	leaf := chain[0]
+	if bytes.Equal(leaf.RawIssuer, leaf.RawSubject) &&
+		leaf.CheckSignature(leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature) == nil {
+		return errSelfSigned
+	}
 	inter := x509.NewCertPool()
 	for _, c := range chain[1:] {
 		inter.AddCert(c)
