@@ -73,6 +73,14 @@ func directDial(ctx context.Context, network, addr string) (net.Conn, error) {
 	return d.DialContext(ctx, network, addr)
 }
 
+// dialAs reaches real whatever address is dialled: another server (a new
+// certificate) at the address a test keeps using.
+func dialAs(real electrumx.Server) electrumx.DialFunc {
+	return func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return directDial(ctx, network, real.Addr())
+	}
+}
+
 func (f *fixture) dial(t *testing.T) *electrumx.Client {
 	t.Helper()
 	pins, err := electrumx.OpenPinStore(filepath.Join(t.TempDir(), "pins.json"))
@@ -390,9 +398,7 @@ func TestTLSPinning(t *testing.T) {
 	addr := f.srv.Address()
 	f.srv.Close()
 	other := newFixture(t, electrumxtest.Options{TLS: true})
-	impostor := func(ctx context.Context, network, _ string) (net.Conn, error) {
-		return directDial(ctx, network, other.srv.Address().Addr())
-	}
+	impostor := dialAs(other.srv.Address())
 	reloaded, err := electrumx.OpenPinStore(path)
 	if err != nil {
 		t.Fatal(err)
@@ -454,21 +460,16 @@ func TestTLSCASigned(t *testing.T) {
 		t.Fatal(err)
 	}
 	reloaded.Roots = ca.Pool()
-	as := func(real electrumx.Server) electrumx.DialFunc {
-		return func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return directDial(ctx, network, real.Addr())
-		}
-	}
 	renewed, err := ca.Issue()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err = electrumx.Dial(ctx5(t), addr, electrumx.Config{Dial: as(serve(renewed)), Pins: reloaded})
+	c, err = electrumx.Dial(ctx5(t), addr, electrumx.Config{Dial: dialAs(serve(renewed)), Pins: reloaded})
 	if err != nil {
 		t.Fatalf("renewed certificate: %v", err)
 	}
 	c.Close()
-	_, err = electrumx.Dial(ctx5(t), addr, electrumx.Config{Dial: as(serve(nil)), Pins: reloaded})
+	_, err = electrumx.Dial(ctx5(t), addr, electrumx.Config{Dial: dialAs(serve(nil)), Pins: reloaded})
 	if !errors.Is(err, electrumx.ErrCertificateChanged) || !strings.Contains(err.Error(), "certificate authority") ||
 		!strings.Contains(err.Error(), path) {
 		t.Fatalf("self-signed after CA-signed: %v", err)
@@ -493,19 +494,14 @@ func TestPinDeletedWhileRunning(t *testing.T) {
 	}
 	c.Close()
 	replaced := newFixture(t, electrumxtest.Options{TLS: true})
-	as := func(real electrumx.Server) electrumx.DialFunc {
-		return func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return directDial(ctx, network, real.Addr())
-		}
-	}
-	if _, err := electrumx.Dial(ctx5(t), addr, electrumx.Config{Dial: as(replaced.srv.Address()), Pins: pins}); !errors.Is(err, electrumx.ErrCertificateChanged) {
+	if _, err := electrumx.Dial(ctx5(t), addr, electrumx.Config{Dial: dialAs(replaced.srv.Address()), Pins: pins}); !errors.Is(err, electrumx.ErrCertificateChanged) {
 		t.Fatalf("replaced certificate: %v", err)
 	}
 	// The user deletes the entry by hand; the store stays open.
 	if err := os.WriteFile(path, []byte("{}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err = electrumx.Dial(ctx5(t), addr, electrumx.Config{Dial: as(replaced.srv.Address()), Pins: pins})
+	c, err = electrumx.Dial(ctx5(t), addr, electrumx.Config{Dial: dialAs(replaced.srv.Address()), Pins: pins})
 	if err != nil {
 		t.Fatalf("after the entry was deleted: %v", err)
 	}
@@ -520,7 +516,7 @@ func TestPinDeletedWhileRunning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := electrumx.Dial(ctx5(t), addr, electrumx.Config{Dial: as(replaced.srv.Address()), Pins: reloaded}); err != nil {
+	if _, err := electrumx.Dial(ctx5(t), addr, electrumx.Config{Dial: dialAs(replaced.srv.Address()), Pins: reloaded}); err != nil {
 		t.Fatalf("the new pin was not kept: %v", err)
 	}
 	// A pins file broken by hand is reported as such.

@@ -714,6 +714,16 @@ func hashParam(params []json.RawMessage, i int) (chainhash.Hash, bool) {
 // selfSigned makes a throwaway self-signed certificate, like the ones
 // Namecoin ElectrumX operators use.
 func selfSigned() (*tls.Config, error) {
+	cert, err := newLeaf("electrumx-test", nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &tls.Config{Certificates: []tls.Certificate{*cert}}, nil
+}
+
+// newLeaf makes a server certificate for 127.0.0.1 with a new key, signed
+// by parent (nil: by itself).
+func newLeaf(commonName string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -721,16 +731,24 @@ func selfSigned() (*tls.Config, error) {
 	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "electrumx-test"},
+		Subject:      pkix.Name{CommonName: commonName},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
 		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
 	if err != nil {
 		return nil, err
 	}
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, nil
+	chain := [][]byte{der}
+	if parent != tmpl {
+		chain = append(chain, parent.Raw)
+	}
+	return &tls.Certificate{Certificate: chain, PrivateKey: key}, nil
 }
 
 // CA is a throwaway certificate authority, for servers whose certificates
@@ -776,22 +794,5 @@ func (ca *CA) Pool() *x509.CertPool {
 // Issue makes a new certificate for 127.0.0.1 (each call a new key, as a
 // renewal would).
 func (ca *CA) Issue() (*tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		return nil, err
-	}
-	return &tls.Certificate{Certificate: [][]byte{der, ca.cert.Raw}, PrivateKey: key}, nil
+	return newLeaf("127.0.0.1", ca.cert, ca.key)
 }
