@@ -377,18 +377,7 @@ func (s *Store) blockWork(bits uint32) *big.Int {
 // start-1 and commits them: an extension of the tip, or a competing branch
 // that replaces the blocks from start on if it has more work.
 func (s *Store) AddHeaders(start int32, hdrs []*FullHeader, now time.Time) error {
-	if len(hdrs) == 0 {
-		return nil
-	}
-	prev, err := s.blockBelow(start)
-	if err != nil {
-		return err
-	}
-	vh, err := VerifyHeaders(s, prev, hdrs, now, s.params)
-	if err != nil {
-		return err
-	}
-	return s.Connect(vh)
+	return s.AddPrechecked(start, Precheck(hdrs, s.params), now)
 }
 
 // AddPrechecked is AddHeaders for headers already through Precheck, so
