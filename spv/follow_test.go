@@ -93,11 +93,7 @@ func TestOneNewTip(t *testing.T) {
 	e, store := openChunkedSync(t, filepath.Join(t.TempDir(), "headers.db"), srv)
 	defer store.Close()
 	defer e.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := e.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
+	ctx := syncEngine(t, e)
 
 	// One good block: stored from the announcement alone.
 	b.AddBlocks(g.Chain(1)...)

@@ -37,11 +37,7 @@ func TestReorgDuringSync(t *testing.T) {
 	e, store := openChunkedSync(t, filepath.Join(t.TempDir(), "headers.db"), srv)
 	defer store.Close()
 	defer e.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := e.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
+	ctx := syncEngine(t, e)
 	if switchedAt() < 0 {
 		t.Fatal("the server never switched branches")
 	}
@@ -159,11 +155,7 @@ func TestForkSearchNotHeld(t *testing.T) {
 	e, store := openChunkedSync(t, filepath.Join(t.TempDir(), "headers.db"), srv)
 	defer store.Close()
 	defer e.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := e.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
+	ctx := syncEngine(t, e)
 	b.AddBlocks(y.Blocks[299:]...)
 	held, subs, logged := srv.Held(), srv.Requests("blockchain.headers.subscribe"), len(srv.Log())
 	if err := e.Sync(ctx); err != nil {
@@ -198,11 +190,7 @@ func TestDeepFork(t *testing.T) {
 	srv := startServer(t, b, "1.4.3")
 	e, store := newEngine(t, p, []electrumx.Server{srv.Address()}, 1, 1)
 	defer e.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := e.Sync(ctx); err != nil {
-		t.Fatal(err)
-	}
+	ctx := syncEngine(t, e)
 	b.AddBlocks(y.Blocks[fork+1:]...)
 	logged := len(srv.Log())
 	if err := e.Sync(ctx); err != nil {

@@ -57,11 +57,7 @@ func TestResumeAfterInterruptedSync(t *testing.T) {
 	e2, store2 := open()
 	defer store2.Close()
 	defer e2.Close()
-	ctx2, cancel2 := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel2()
-	if err := e2.Sync(ctx2); err != nil {
-		t.Fatal(err)
-	}
+	syncEngine(t, e2)
 	if tip := store2.Tip(); tip.Hash != g.Tip().Hash {
 		t.Fatalf("resumed sync ended at %d", tip.Height)
 	}
