@@ -128,13 +128,16 @@ type HeaderProof struct {
 	Root   chainhash.Hash
 }
 
-type headerProofJSON struct {
+// HeaderProofJSON is the JSON form of a cp_height header reply, for
+// batches (BatchCall.Result); Proof converts it.
+type HeaderProofJSON struct {
 	Header HexBytes `json:"header"`
 	Branch []Hash   `json:"branch"`
 	Root   Hash     `json:"root"`
 }
 
-func (j headerProofJSON) proof() *HeaderProof {
+// Proof is the reply as a HeaderProof.
+func (j HeaderProofJSON) Proof() *HeaderProof {
 	return &HeaderProof{Header: j.Header, Branch: hashes(j.Branch), Root: chainhash.Hash(j.Root)}
 }
 
@@ -149,11 +152,11 @@ func (c *Client) BlockHeader(ctx context.Context, height, cpHeight int32) (*Head
 		}
 		return &HeaderProof{Header: h}, nil
 	}
-	var j headerProofJSON
+	var j HeaderProofJSON
 	if err := c.Call(ctx, "blockchain.block.header", []any{height, cpHeight}, &j); err != nil {
 		return nil, err
 	}
-	return j.proof(), nil
+	return j.Proof(), nil
 }
 
 // HeadersReply is a blockchain.block.headers result. Raw is the headers
@@ -313,7 +316,7 @@ func (c *Client) NameGetValueProof(ctx context.Context, scriptHash string, cpHei
 		Height   int32            `json:"height"`
 		Tx       HexBytes         `json:"tx"`
 		TxMerkle merkleJSON       `json:"tx_merkle"`
-		Header   *headerProofJSON `json:"header"`
+		Header   *HeaderProofJSON `json:"header"`
 	}
 	if err := c.Call(ctx, "blockchain.name.get_value_proof", params, &j); err != nil {
 		return nil, err
@@ -330,7 +333,7 @@ func (c *Client) NameGetValueProof(ctx context.Context, scriptHash string, cpHei
 			Merkle: MerkleProof{BlockHeight: e.Height, Merkle: hashes(e.TxMerkle.Merkle), Pos: e.TxMerkle.Pos},
 		}
 		if e.Header != nil {
-			out[i].Header = e.Header.proof()
+			out[i].Header = e.Header.Proof()
 		}
 	}
 	return out, nil

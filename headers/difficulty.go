@@ -223,20 +223,23 @@ func lastNormalBits(height int32, bits uint32, prev BlockInfo, p *Params) uint32
 	return prev.LastNormalBits
 }
 
-// MedianTimePast is the median time of prev and up to MedianTimeSpan-1 of
-// its ancestors. Near the start of what the context holds it uses the
-// blocks it has, as Core does near genesis.
-func MedianTimePast(prev BlockInfo, ctx ChainContext, p *Params) uint32 {
+// MedianTimePast is the median time of prev and the MedianTimeSpan-1
+// blocks before it, or of all blocks down to genesis near the start of the
+// chain, as Core's GetMedianTimePast. A missing ancestor above genesis is
+// ErrMissingAncestor: a median over fewer blocks than Core's would demand a
+// later time than Core does and refuse valid blocks (right after a
+// checkpoint anchor, for one).
+func MedianTimePast(prev BlockInfo, ctx ChainContext, p *Params) (uint32, error) {
 	var buf [32]uint32
 	times := buf[:0]
 	times = append(times, prev.Time)
 	for h := prev.Height - 1; h >= 0 && len(times) < p.MedianTimeSpan; h-- {
 		b, ok := ctx.BlockAt(h)
 		if !ok {
-			break
+			return 0, ErrMissingAncestor{h, "the median time past"}
 		}
 		times = append(times, b.Time)
 	}
 	slices.Sort(times)
-	return times[len(times)/2]
+	return times[len(times)/2], nil
 }

@@ -220,11 +220,18 @@ func TestMedianTimePast(t *testing.T) {
 		ctx[int32(i)] = BlockInfo{Height: int32(i), Time: tm}
 	}
 	// Blocks 1..11: {1,9,3,7,2,8,4,6,10,11,100} sorted median = 7.
-	if got := MedianTimePast(ctx[11], ctx, p); got != 7 {
-		t.Fatalf("MTP = %d, want 7", got)
+	if got, err := MedianTimePast(ctx[11], ctx, p); err != nil || got != 7 {
+		t.Fatalf("MTP = %d, %v, want 7", got, err)
 	}
-	// Only 3 blocks known: {5,1,9} median 5.
-	if got := MedianTimePast(ctx[2], ctx, p); got != 5 {
-		t.Fatalf("MTP of 3 = %d, want 5", got)
+	// Near genesis every block down to 0 counts: {5,1,9} median 5.
+	if got, err := MedianTimePast(ctx[2], ctx, p); err != nil || got != 5 {
+		t.Fatalf("MTP of 3 = %d, %v, want 5", got, err)
+	}
+	// Above genesis a missing ancestor is not skipped: a median over
+	// fewer blocks than Core's would refuse valid blocks.
+	delete(ctx, 3)
+	var missing ErrMissingAncestor
+	if _, err := MedianTimePast(ctx[11], ctx, p); !errors.As(err, &missing) || missing.Height != 3 {
+		t.Fatalf("MTP with block 3 missing: %v, want ErrMissingAncestor at 3", err)
 	}
 }

@@ -126,7 +126,11 @@ var rejections = []rejection{
 	{"legacy version 1", fixed(chaingen.Spec{Version: 1}), headers.ErrLateLegacyBlock},
 	{"bits not the required work", fixed(chaingen.Spec{Bits: 0x207ffffe}), headers.ErrBadDiffBits},
 	{"time at median time past", func(g *chaingen.Generator) chaingen.Spec {
-		return chaingen.Spec{Time: headers.MedianTimePast(g.Tip().Info, g, g.Params)}
+		mtp, err := headers.MedianTimePast(g.Tip().Info, g, g.Params)
+		if err != nil {
+			panic(err)
+		}
+		return chaingen.Spec{Time: mtp}
 	}, headers.ErrTimeTooOld},
 	{"time more than 2h ahead", func(g *chaingen.Generator) chaingen.Spec {
 		return chaingen.Spec{Time: uint32(testNow(g).Unix()) + 2*3600 + 1}

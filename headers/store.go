@@ -87,6 +87,10 @@ type Store struct {
 	tip Tip
 	// base is the oldest stored height.
 	base int32
+	// anchor is the block the store started from. Headers below it (the
+	// ancestors a checkpoint anchor's median time needs) are proven, not
+	// chosen by work: no branch may fork below the anchor.
+	anchor int32
 
 	workMu    sync.Mutex
 	workCache map[uint32]*big.Int
@@ -102,6 +106,7 @@ var (
 	keyNetwork    = []byte("network") // genesis hash
 	keyTip        = []byte("tip")     // height
 	keyBase       = []byte("base")    // height
+	keyAnchor     = []byte("anchor")  // height; absent before format 2 stores gained it
 	keyFormat     = []byte("format")
 )
 
@@ -201,6 +206,9 @@ func (s *Store) init(tx *bolt.Tx, anchor Anchor) error {
 	if err := meta.Put(keyBase, be32(uint32(anchor.Info.Height))); err != nil {
 		return err
 	}
+	if err := meta.Put(keyAnchor, be32(uint32(anchor.Info.Height))); err != nil {
+		return err
+	}
 	if err := meta.Put(keyTip, be32(uint32(anchor.Info.Height))); err != nil {
 		return err
 	}
@@ -221,8 +229,18 @@ func (s *Store) loadTip(tx *bolt.Tx) error {
 	s.mu.Lock()
 	s.tip = Tip{Height: height, Hash: rec.info.Hash, Work: rec.work}
 	s.base = int32(binary.BigEndian.Uint32(baseH))
+	s.anchor = storedAnchor(meta)
 	s.mu.Unlock()
 	return nil
+}
+
+// storedAnchor is the anchor height; a store written before it was kept
+// never held anything below its anchor, so its base is at or above it.
+func storedAnchor(meta *bolt.Bucket) int32 {
+	if v := meta.Get(keyAnchor); len(v) == 4 {
+		return int32(binary.BigEndian.Uint32(v))
+	}
+	return int32(binary.BigEndian.Uint32(meta.Get(keyBase)))
 }
 
 // Close closes the database.
@@ -240,11 +258,20 @@ func (s *Store) Tip() Tip {
 	return t
 }
 
-// Base returns the oldest stored height (the anchor, or the prune point).
+// Base returns the oldest stored height: the anchor or the ancestors below
+// it that AddAncestors stored, or the prune point.
 func (s *Store) Base() int32 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.base
+}
+
+// ForkFloor is the lowest height a competing branch may fork from: the
+// anchor, or the base once pruning has passed it.
+func (s *Store) ForkFloor() int32 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return max(s.base, s.anchor)
 }
 
 type record struct {
@@ -399,11 +426,11 @@ func (s *Store) AddPrechecked(start int32, pcs []Prechecked, now time.Time) erro
 
 // blockBelow is the stored block new headers from start must build on.
 func (s *Store) blockBelow(start int32) (BlockInfo, error) {
+	if floor := s.ForkFloor(); start-1 < floor {
+		return BlockInfo{}, fmt.Errorf("%w: block %d (branches may fork from %d up)", ErrForkTooDeep, start-1, floor)
+	}
 	prev, ok := s.BlockAt(start - 1)
 	if !ok {
-		if start-1 < s.Base() {
-			return BlockInfo{}, fmt.Errorf("%w: block %d (oldest stored is %d)", ErrForkTooDeep, start-1, s.Base())
-		}
 		return BlockInfo{}, fmt.Errorf("%w: nothing stored at %d", ErrDoesNotConnect, start-1)
 	}
 	return prev, nil
@@ -424,6 +451,7 @@ func (s *Store) Connect(vh []VerifiedHeader) error {
 		meta := tx.Bucket(bucketMeta)
 		tipH := int32(binary.BigEndian.Uint32(meta.Get(keyTip)))
 		base := int32(binary.BigEndian.Uint32(meta.Get(keyBase)))
+		floor := max(base, storedAnchor(meta))
 		start := vh[0].Info.Height
 
 		// Skip what we already have.
@@ -438,8 +466,8 @@ func (s *Store) Connect(vh []VerifiedHeader) error {
 		if len(vh) == 0 {
 			return errNothingNew
 		}
-		if start-1 < base {
-			return fmt.Errorf("%w: fork at %d, oldest stored %d", ErrForkTooDeep, start-1, base)
+		if start-1 < floor {
+			return fmt.Errorf("%w: fork at %d, branches may fork from %d up", ErrForkTooDeep, start-1, floor)
 		}
 		if start > tipH+1 {
 			return fmt.Errorf("%w: first height %d, tip %d", ErrDoesNotConnect, start, tipH)
@@ -513,6 +541,74 @@ func (s *Store) Connect(vh []VerifiedHeader) error {
 }
 
 var errNothingNew = errors.New("nothing new")
+
+// AddAncestors stores the headers that end at the base: hdrs[len-1] must
+// be the base block itself (a checkpoint anchor, whose header bytes the
+// store did not have) and each must link to the one after it. The caller
+// has proven them (a cp_height proof each); they give the median time
+// past of the first blocks after the anchor the history Core uses.
+func (s *Store) AddAncestors(hdrs []Header) error {
+	if len(hdrs) == 0 {
+		return nil
+	}
+	var newBase int32
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		base := int32(binary.BigEndian.Uint32(meta.Get(keyBase)))
+		low := base - int32(len(hdrs)) + 1
+		if low < 0 {
+			return fmt.Errorf("%d ancestors of block %d reach below genesis", len(hdrs)-1, base)
+		}
+		top, err := getRecord(tx, base)
+		if err != nil {
+			return err
+		}
+		last := &hdrs[len(hdrs)-1]
+		if got := last.BlockHash(); got != top.info.Hash {
+			return fmt.Errorf("%w: header %v is not the stored block %d %v",
+				ErrDoesNotConnect, got, base, top.info.Hash)
+		}
+		for i := len(hdrs) - 1; i > 0; i-- {
+			if hdrs[i].PrevBlock != hdrs[i-1].BlockHash() {
+				return fmt.Errorf("%w: ancestor %d does not link to %d",
+					ErrDoesNotConnect, low+int32(i), low+int32(i)-1)
+			}
+		}
+		// The base keeps its record (the checkpoint's next bits) and
+		// gains its header; the work below it is what its blocks add.
+		info := top.info
+		info.Bits = last.Bits
+		if _, err := putRecord(tx, info, top.work, last, nil); err != nil {
+			return err
+		}
+		work := new(big.Int).Set(top.work)
+		for i := len(hdrs) - 2; i >= 0; i-- {
+			if work.Sub(work, CalcWork(hdrs[i+1].Bits)).Sign() <= 0 {
+				return fmt.Errorf("%w: the anchor's chain work is less than its ancestors'", ErrCorrupt)
+			}
+			h := &hdrs[i]
+			info := BlockInfo{Height: low + int32(i), Hash: h.BlockHash(),
+				Time: h.Timestamp, Bits: h.Bits, LastNormalBits: h.Bits}
+			if _, err := putRecord(tx, info, work, h, nil); err != nil {
+				return err
+			}
+		}
+		if meta.Get(keyAnchor) == nil { // a store from before the key
+			if err := meta.Put(keyAnchor, be32(uint32(base))); err != nil {
+				return err
+			}
+		}
+		newBase = low
+		return meta.Put(keyBase, be32(uint32(low)))
+	})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.base = newBase
+	s.mu.Unlock()
+	return nil
+}
 
 func deleteRange(tx *bolt.Tx, from, to int32) error {
 	hb := tx.Bucket(bucketHeaders)

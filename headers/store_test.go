@@ -497,3 +497,86 @@ func TestStoreFormat1Upgrade(t *testing.T) {
 		t.Fatalf("format 9: %v, want ErrCorrupt", err)
 	}
 }
+
+// anchoredStore opens a regtest store anchored at block anchor of g, as a
+// checkpoint would anchor it: no header bytes, the next bits given.
+func anchoredStore(t *testing.T, g *chaingen.Generator, anchor int32) *headers.Store {
+	t.Helper()
+	b := g.Blocks[anchor]
+	a := headers.Anchor{
+		Info: headers.BlockInfo{Height: anchor, Hash: b.Hash, Time: b.Info.Time,
+			NextBits: b.Info.Bits, LastNormalBits: b.Info.Bits},
+		Work: big.NewInt(1 << 40),
+	}
+	s, err := headers.OpenStore(filepath.Join(t.TempDir(), "h.db"), g.Params, a, headers.StoreOptions{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func headersOf(blocks []*chaingen.Block) []headers.Header {
+	out := make([]headers.Header, len(blocks))
+	for i, b := range blocks {
+		out[i] = b.Header.Header
+	}
+	return out
+}
+
+// TestStoreAncestors: the ancestors of a checkpoint anchor give the first
+// blocks after it Core's median time past (a block dated before its parent
+// is valid), the anchor gains its header, the work adds up, and no branch
+// may fork below the anchor.
+func TestStoreAncestors(t *testing.T) {
+	g := chaingen.New(&headers.RegTestParams, 91)
+	g.Chain(150)
+	// Valid in Core: after the median of blocks 140..150, before block 150.
+	late := g.Next(chaingen.Spec{Time: g.Tip().Info.Time - 1})
+	g.Chain(5)
+	s := anchoredStore(t, g, 150)
+
+	err := s.AddHeaders(151, fullHeaders(t, []*chaingen.Block{late}), testNow(g))
+	var missing headers.ErrMissingAncestor
+	if !errors.As(err, &missing) {
+		t.Fatalf("block 151 without the anchor's ancestors: %v, want ErrMissingAncestor", err)
+	}
+
+	// Refused: a run that does not end at the anchor, and a broken link.
+	if err := s.AddAncestors(headersOf(g.Blocks[139:150])); !errors.Is(err, headers.ErrDoesNotConnect) {
+		t.Fatalf("ancestors ending below the anchor: %v", err)
+	}
+	broken := headersOf(g.Blocks[140:151])
+	broken[3].Nonce++
+	if err := s.AddAncestors(broken); !errors.Is(err, headers.ErrDoesNotConnect) {
+		t.Fatalf("unlinked ancestors: %v", err)
+	}
+	if s.Base() != 150 {
+		t.Fatalf("a refused run moved the base to %d", s.Base())
+	}
+
+	if err := s.AddAncestors(headersOf(g.Blocks[140:151])); err != nil {
+		t.Fatal(err)
+	}
+	if s.Base() != 140 || s.ForkFloor() != 150 {
+		t.Fatalf("base %d, fork floor %d; want 140, 150", s.Base(), s.ForkFloor())
+	}
+	if h, err := s.HeaderAt(150); err != nil || h.BlockHash() != g.Blocks[150].Hash {
+		t.Fatalf("anchor header: %v", err)
+	}
+	if err := addBlocks(t, s, g, g.Blocks[151:]); err != nil {
+		t.Fatalf("blocks after the anchor, one dated before its parent: %v", err)
+	}
+	if err := s.CheckIntegrity(); err != nil {
+		t.Fatal(err)
+	}
+	// A heavier branch from below the anchor is refused, whatever its work.
+	f := g.Fork(145, 5)
+	f.Chain(30)
+	if err := addBlocks(t, s, f, f.Blocks[146:]); !errors.Is(err, headers.ErrForkTooDeep) {
+		t.Fatalf("branch forking below the anchor: %v", err)
+	}
+	if tip := s.Tip(); tip.Hash != g.Tip().Hash {
+		t.Fatalf("tip moved to %v", tip.Hash)
+	}
+}

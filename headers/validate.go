@@ -25,7 +25,11 @@ func CheckHeaderContext(h *Header, prev BlockInfo, ctx ChainContext, now time.Ti
 		return ruleError(ErrBadDiffBits,
 			"block bits %08x at height %d, required %08x", h.Bits, height, want)
 	}
-	if mtp := MedianTimePast(prev, ctx, p); h.Timestamp <= mtp {
+	mtp, err := MedianTimePast(prev, ctx, p)
+	if err != nil {
+		return err
+	}
+	if h.Timestamp <= mtp {
 		return ruleError(ErrTimeTooOld,
 			"block time %d is not after the median time past %d", h.Timestamp, mtp)
 	}

@@ -1,9 +1,12 @@
 package spv_test
 
 import (
+	"context"
 	"errors"
+	"math/big"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/ncspv/ncspv/checkpoints"
@@ -15,7 +18,7 @@ import (
 )
 
 // TestLookupBelowCheckpoint: the store starts at a checkpoint (height 150)
-// and a name last updated below it (140) is proven with the header the
+// and a name last updated below it and its stored ancestors (139) is proven with the header the
 // server sends under cp_height, checked against the checkpoint's root; a
 // server that bends that proof is caught.
 func TestLookupBelowCheckpoint(t *testing.T) {
@@ -23,29 +26,15 @@ func TestLookupBelowCheckpoint(t *testing.T) {
 	g := chaingen.New(p, 71)
 	for h := 1; h <= 160; h++ {
 		var txs [][]byte
-		if h == 140 {
-			txs = append(txs, chaingen.NameTx(chaingen.OpFirstUpdate, []byte("d/old"), []byte("v"), [20]byte{7}, 0, 140))
+		if h == 139 {
+			txs = append(txs, chaingen.NameTx(chaingen.OpFirstUpdate, []byte("d/old"), []byte("v"), [20]byte{7}, 0, 139))
 		}
 		g.Next(chaingen.Spec{Txs: txs})
 	}
-	var hashes []chainhash.Hash
-	for _, b := range g.Blocks[:151] {
-		hashes = append(hashes, b.Hash)
-	}
-	anchor := g.Blocks[150]
-	cp := checkpoints.Checkpoint{
-		Height: 150, MerkleRoot: headers.MerkleRoot(hashes),
-		PeriodEnd: 150, PeriodEndHash: anchor.Hash, PeriodEndTime: anchor.Info.Time,
-		NextBits: anchor.Info.Bits, ChainWork: headers.CalcWork(p.PowLimitBits),
-	}
+	cp := checkpointAt(g, 150, 150)
 	for _, bend := range []bool{false, true} {
 		b := (&namedChain{g: g}).backend()
 		srv := startServer(t, b, "1.4.3")
-		if bend {
-			// Serve another header under the checkpoint for height 140.
-			other := g.Fork(139, 5).Next(chaingen.Spec{})
-			b.ReplaceHeader(140, other.Raw)
-		}
 		store, err := headers.OpenStore(filepath.Join(t.TempDir(), "h.db"), p, cp.Anchor(), headers.StoreOptions{NoSync: true})
 		if err != nil {
 			t.Fatal(err)
@@ -58,15 +47,89 @@ func TestLookupBelowCheckpoint(t *testing.T) {
 			t.Fatal(err)
 		}
 		ctx := syncEngine(t, e)
-		if base, tip := store.Base(), store.Tip().Height; base != 150 || tip != 160 {
+		// The anchor's ancestors (the median time past's window) are
+		// stored; block 140 is below them.
+		if base, tip := store.Base(), store.Tip().Height; base != 140 || tip != 160 {
 			t.Fatalf("store %d..%d", base, tip)
+		}
+		if bend {
+			// Serve another header under the checkpoint for height 139.
+			other := g.Fork(138, 5).Next(chaingen.Spec{})
+			b.ReplaceHeader(139, other.Raw)
 		}
 		r, err := e.NameShow(ctx, []byte("d/old"), spv.LookupOptions{})
 		switch {
-		case !bend && (err != nil || r.Height != 140 || r.ExpiresIn != 10):
+		case !bend && (err != nil || r.Height != 139 || r.ExpiresIn != 9):
 			t.Fatalf("below the checkpoint: %+v %v", r, err)
 		case bend && !errors.Is(err, spv.ErrAllServersLied):
 			t.Fatalf("bent checkpoint proof: %v", err)
+		}
+		e.Close()
+		pool.Close()
+		store.Close()
+	}
+}
+
+// checkpointAt makes the checkpoint a store anchored at block anchor of g
+// starts from, with cp_height cpHeight.
+func checkpointAt(g *chaingen.Generator, anchor, cpHeight int32) checkpoints.Checkpoint {
+	var hashes []chainhash.Hash
+	for _, b := range g.Blocks[:cpHeight+1] {
+		hashes = append(hashes, b.Hash)
+	}
+	a := g.Blocks[anchor]
+	return checkpoints.Checkpoint{
+		Height: cpHeight, MerkleRoot: headers.MerkleRoot(hashes),
+		PeriodEnd: anchor, PeriodEndHash: a.Hash, PeriodEndTime: a.Info.Time,
+		NextBits:  a.Info.Bits,
+		ChainWork: new(big.Int).Mul(headers.CalcWork(g.Params.PowLimitBits), big.NewInt(int64(anchor)+1)),
+	}
+}
+
+// TestSyncAfterAnchorMedianTime: Core checks a block's time against the
+// median of the 11 blocks before it. Right after a checkpoint anchor those
+// blocks are below the store: ncspv fetches them with cp_height proofs, so
+// a block dated one second before the anchor (valid in Core, common on
+// mainnet) syncs. A server that bends one of those proofs is a liar.
+func TestSyncAfterAnchorMedianTime(t *testing.T) {
+	p := &headers.RegTestParams
+	g := chaingen.New(p, 72)
+	g.Chain(150)
+	g.Next(chaingen.Spec{Time: g.Tip().Info.Time - 1})
+	g.Chain(20)
+	cp := checkpointAt(g, 150, 160)
+	for _, bend := range []bool{false, true} {
+		b := (&namedChain{g: g}).backend()
+		if bend {
+			other := g.Fork(144, 9).Next(chaingen.Spec{})
+			b.ReplaceHeader(145, other.Raw)
+		}
+		srv := startServer(t, b, "1.4.3")
+		store, err := headers.OpenStore(filepath.Join(t.TempDir(), "h.db"), p, cp.Anchor(), headers.StoreOptions{NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := electrumx.NewPool(electrumx.Config{})
+		e, err := spv.New(spv.Config{Params: p, Addresses: spv.RegTestAddresses, Checkpoint: cp, Store: store,
+			Servers: []electrumx.Server{srv.Address()}, Router: tor.NewRouter(tor.Direct), Pool: pool,
+			QueryServers: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = e.Sync(ctx)
+		cancel()
+		switch {
+		case !bend && err != nil:
+			t.Fatalf("sync past a block dated before the anchor: %v", err)
+		case !bend && store.Tip().Hash != g.Tip().Hash:
+			t.Fatalf("tip %d, want %d", store.Tip().Height, g.Tip().Height)
+		case !bend:
+			if err := store.CheckIntegrity(); err != nil {
+				t.Fatal(err)
+			}
+		case bend && (err == nil || len(e.Demoted()) != 1 || store.Tip().Height != 150):
+			t.Fatalf("bent proof below the anchor: %v, demoted %v, tip %d", err, e.Demoted(), store.Tip().Height)
 		}
 		e.Close()
 		pool.Close()

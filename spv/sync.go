@@ -62,6 +62,9 @@ func (e *Engine) syncWith(ctx context.Context, s electrumx.Server) error {
 	e.mu.Lock()
 	e.serverTip = serverTip
 	e.mu.Unlock()
+	if err := e.ensureAncestors(ctx, c); err != nil {
+		return err
+	}
 
 	ours := e.cfg.Store.Tip()
 	if serverTip < ours.Height {
@@ -584,6 +587,56 @@ func (p *progress) done(height int32) {
 	if height > p.start {
 		p.report(height)
 	}
+}
+
+// ensureAncestors gives a store anchored at a checkpoint the blocks below
+// the anchor that the median time past of the next blocks needs (Core
+// takes the median of the 11 blocks before a block). Each is proven
+// against the checkpoint's root with a cp_height proof, so they add no
+// trust. Once the chain is a window past the anchor they are not needed.
+func (e *Engine) ensureAncestors(ctx context.Context, c *electrumx.Client) error {
+	st, cp := e.cfg.Store, e.cfg.Checkpoint
+	span := int32(e.cfg.Params.MedianTimeSpan)
+	if st.Base() != cp.PeriodEnd || cp.PeriodEnd == 0 || st.Tip().Height >= cp.PeriodEnd+span {
+		return nil
+	}
+	if _, err := st.HeaderAt(cp.PeriodEnd); err == nil {
+		return nil // already fetched
+	}
+	low := max(0, cp.PeriodEnd-span+1)
+	calls := make([]*electrumx.BatchCall, cp.PeriodEnd-low+1)
+	proofs := make([]electrumx.HeaderProofJSON, len(calls))
+	for i := range calls {
+		calls[i] = &electrumx.BatchCall{Method: "blockchain.block.header",
+			Params: []any{low + int32(i), cp.Height}, Result: &proofs[i]}
+	}
+	rctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
+	err := c.Batch(rctx, calls)
+	cancel()
+	if err != nil {
+		return err
+	}
+	srv := c.Server().String()
+	hdrs := make([]headers.Header, len(calls))
+	for i, call := range calls {
+		height := low + int32(i)
+		if call.Err != nil {
+			return lie(srv, "checkpointed header %d: %v", height, call.Err)
+		}
+		pr := proofs[i].Proof()
+		if len(pr.Header) != headers.HeaderSize {
+			return lie(srv, "checkpointed header %d has %d bytes", height, len(pr.Header))
+		}
+		if err := cp.VerifyHeaderProof(height, chainhash.DoubleHashH(pr.Header), pr.Branch, pr.Root); err != nil {
+			return lie(srv, "header %d below the anchor: %v", height, err)
+		}
+		hdrs[i], _ = headers.ParseHeader(pr.Header)
+	}
+	if err := st.AddAncestors(hdrs); err != nil {
+		return lie(srv, "headers below the anchor: %v", err)
+	}
+	e.log.Debug("stored the checkpoint anchor's ancestors", "from", low, "to", cp.PeriodEnd)
+	return nil
 }
 
 // headerAt returns the 80-byte header at height: from the store, or below

@@ -123,6 +123,23 @@ func TestCheckpointGenerator(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
+	// The median time past of the first blocks after the anchor needs the
+	// 10 blocks below it: each proven against the generated checkpoint.
+	var ancestors []headers.Header
+	for h := cj.LastHeight - 10; h <= cj.LastHeight; h++ {
+		hp, err := c.BlockHeader(context.Background(), h, cj.Height)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cp.VerifyHeaderProof(h, chainhash.DoubleHashH(hp.Header), hp.Branch, hp.Root); err != nil {
+			t.Fatalf("proof of ancestor %d: %v", h, err)
+		}
+		hdr, _ := headers.ParseHeader(hp.Header)
+		ancestors = append(ancestors, hdr)
+	}
+	if err := store.AddAncestors(ancestors); err != nil {
+		t.Fatal(err)
+	}
 	var fhs []*headers.FullHeader
 	for _, b := range g.Blocks[2016:] {
 		fh, _, _ := headers.ParseFullHeader(b.Raw)
