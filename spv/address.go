@@ -28,7 +28,14 @@ const Nonstandard = "<nonstandard>"
 // ExtractDestination + EncodeDestination would: P2PKH, P2SH, segwit v0
 // (P2WPKH, P2WSH), and witness v1-16 programs (bech32m); anything else,
 // bare public keys included, is "<nonstandard>".
+//
+// As Core's Solver, it first strips a name prefix from s: the address of
+// a name output whose ordinary part starts with a second name prefix is
+// that of what follows the second prefix.
 func ScriptAddress(s []byte, p AddressParams) string {
+	if op, ok := ParseNameScript(s); ok {
+		s = op.Address
+	}
 	switch {
 	case len(s) == 25 && s[0] == 0x76 && s[1] == 0xa9 && s[2] == 20 && s[23] == 0x88 && s[24] == 0xac:
 		return base58Check(p.PubKeyHash, s[3:23])

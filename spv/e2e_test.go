@@ -195,7 +195,7 @@ func TestEncodings(t *testing.T) {
 		t.Fatal(err)
 	}
 	j = r.JSON(spv.EncodingHex, spv.EncodingHex)
-	if *j.Name != hex.EncodeToString(hexName) || *j.Value != "deadbeef00" {
+	if *j.Name != spv.JSONText(hex.EncodeToString(hexName)) || *j.Value != "deadbeef00" {
 		t.Fatalf("hex: %+v", j)
 	}
 	if j = r.JSON(spv.EncodingUTF8, spv.EncodingUTF8); j.ValueError == nil {

@@ -284,8 +284,14 @@ func (e *Engine) verifyUpdate(ctx context.Context, c *electrumx.Client, name, ra
 }
 
 // checkMerkleProof folds a transaction's branch to root. It refuses a
-// branch longer than 30 or an index beyond it, and inner nodes that parse
-// as a 64-byte transaction (the forged-proof attack on SPV).
+// branch longer than 30 or an index beyond it, inner nodes that parse as a
+// 64-byte transaction (the forged-proof attack on SPV), and phantom
+// positions: a level with an odd count pairs its last node with itself,
+// so a transaction under that node also folds to the root from a position
+// past the block's last (CVE-2012-2459's shape). The real node is always
+// the left one, so a right child equal to its sibling is a phantom; a
+// block holding two equal subtrees has duplicate transactions, which Core
+// refuses.
 func checkMerkleProof(txid chainhash.Hash, branch []chainhash.Hash, pos int, root chainhash.Hash) error {
 	if len(branch) > 30 {
 		return fmt.Errorf("merkle branch of %d hashes", len(branch))
@@ -296,7 +302,10 @@ func checkMerkleProof(txid chainhash.Hash, branch []chainhash.Hash, pos int, roo
 	h := txid
 	idx := pos
 	var buf [64]byte
-	for _, b := range branch {
+	for level, b := range branch {
+		if idx&1 != 0 && b == h {
+			return fmt.Errorf("position %d is a phantom: its node at level %d is a duplicated last node", pos, level)
+		}
 		if idx&1 != 0 {
 			copy(buf[:32], b[:])
 			copy(buf[32:], h[:])

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"unicode/utf8"
 )
 
 // Name operations (Namecoin Core's src/script/script.h).
@@ -72,10 +71,7 @@ func ParseNameScript(script []byte) (op NameOp, ok bool) {
 		args = append(args, data)
 		pc = next
 	}
-	for pc < len(script) && (script[pc] == opDrop || script[pc] == op2Drop || script[pc] == opNop) {
-		pc++
-	}
-	op.Address = script[pc:]
+	op.Address = script[addressStart(script, pc+1)-1:]
 	switch op.Op {
 	case OpNameNew:
 		if len(args) != 1 {
@@ -93,6 +89,45 @@ func ParseNameScript(script []byte) (op NameOp, ok bool) {
 		op.Name, op.Value = args[0], args[1]
 	}
 	return op, true
+}
+
+// addressStart is where Core's CNameScript moves its read position after
+// the DROP/NOP that ended the arguments (pc is just past it): past any
+// further DROPs and NOPs and past the first other operation, data
+// included, or to where reading stopped on a cut operation. Core then
+// steps back one byte (script/names.cpp), and so the address starts there:
+// at the operation itself when it is a plain opcode, at the last byte of
+// the data when it is a push.
+func addressStart(s []byte, pc int) int {
+	for {
+		if pc >= len(s) {
+			return pc
+		}
+		code := s[pc]
+		if code > opPushData4 {
+			pc++
+			if code != opDrop && code != op2Drop && code != opNop {
+				return pc
+			}
+			continue
+		}
+		_, next, ok := readPush(s, pc)
+		if !ok {
+			return cutPushEnd(s, pc)
+		}
+		return next
+	}
+}
+
+// cutPushEnd is where Core's GetOp leaves its position on a push that the
+// script cuts short: past the opcode, and past the length bytes if they
+// are all there.
+func cutPushEnd(s []byte, pc int) int {
+	lenBytes := map[byte]int{opPushData1: 1, opPushData2: 2, opPushData4: 4}[s[pc]]
+	if pc+1+lenBytes > len(s) {
+		return pc + 1
+	}
+	return pc + 1 + lenBytes
 }
 
 // readPush reads the push opcode at pc (0x00-0x4e) and its data.
@@ -194,7 +229,7 @@ func Encode(data []byte, enc Encoding) (string, error) {
 		}
 		return string(data), nil
 	case EncodingUTF8:
-		if !utf8.Valid(data) {
+		if !validUTF8AsCore(data) {
 			return "", fmt.Errorf("%w %s", ErrInvalidForEncoding, enc)
 		}
 		return string(data), nil
@@ -202,6 +237,49 @@ func Encode(data []byte, enc Encoding) (string, error) {
 		return hex.EncodeToString(data), nil
 	}
 	return "", fmt.Errorf("unknown encoding %q", enc)
+}
+
+// validUTF8AsCore is the UTF-8 check Namecoin Core applies to names and
+// values (univalue's IsValidUtf8String: decode, re-encode, compare). It
+// differs from RFC 3629 in one way: four-byte sequences go up to U+1FFFFF
+// (leads F5-F7 and F4 90.. are accepted). Overlong forms, surrogates (alone
+// or paired), stray continuation bytes, leads F8-FF and cut sequences are
+// refused, as there.
+func validUTF8AsCore(b []byte) bool {
+	for i := 0; i < len(b); {
+		c := b[i]
+		var n int
+		var cp, least rune
+		switch {
+		case c < 0x80:
+			i++
+			continue
+		case c < 0xc0:
+			return false
+		case c < 0xe0:
+			n, cp, least = 2, rune(c&0x1f), 0x80
+		case c < 0xf0:
+			n, cp, least = 3, rune(c&0x0f), 0x800
+		case c < 0xf8:
+			n, cp, least = 4, rune(c&0x07), 0x10000
+		default:
+			return false
+		}
+		if i+n > len(b) {
+			return false
+		}
+		for _, cc := range b[i+1 : i+n] {
+			if cc&0xc0 != 0x80 {
+				return false
+			}
+			cp = cp<<6 | rune(cc&0x3f)
+		}
+		if cp < least || (cp >= 0xd800 && cp < 0xe000) {
+			return false
+		}
+		i += n
+	}
+	return true
 }
 
 // Decode reads a name given in enc (RPC input).

@@ -3,6 +3,8 @@ package spv
 import (
 	"bytes"
 	"encoding/hex"
+	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
@@ -220,6 +222,55 @@ func TestScriptAddress(t *testing.T) {
 	}
 }
 
+// TestNameAddressAsCore: the address of a name output as Core finds it.
+// CNameScript steps back one byte after the operation that follows the
+// DROPs, so an ordinary part that starts with a push starts at the push's
+// last byte; and Solver strips a second name prefix.
+func TestNameAddressAsCore(t *testing.T) {
+	const pkh = "ce26e759dbb966466446aab6e48cf39a23badd75"
+	p2pkh := ScriptAddress(mustHex(t, "76a914"+pkh+"88ac"), RegTestAddresses)
+	for _, c := range []struct {
+		name, script, want string
+	}{
+		{"canonical", "5301610162" + "6d75" + "76a914" + pkh + "88ac", p2pkh},
+		{"a one-byte push before the address", "5301610162" + "6d75" + "0176" + "a914" + pkh + "88ac", p2pkh},
+		{"a two-byte push ending in OP_DUP", "5301610162" + "6d75" + "02ff76" + "a914" + pkh + "88ac", p2pkh},
+		{"a second name prefix", "5301610162" + "6d75" + "5301630164" + "6d75" + "76a914" + pkh + "88ac", p2pkh},
+		{"nothing after the drops", "5301610162" + "6d75", Nonstandard},
+		{"a push cut short", "5301610162" + "6d75" + "4c", Nonstandard},
+	} {
+		op, ok := ParseNameScript(mustHex(t, c.script))
+		if !ok {
+			t.Fatalf("%s: not a name script", c.name)
+		}
+		if got := ScriptAddress(op.Address, RegTestAddresses); got != c.want {
+			t.Errorf("%s: address %s, Core gives %s", c.name, got, c.want)
+		}
+	}
+	// Where Core's read position ends, byte for byte.
+	for _, c := range []struct{ script, address string }{
+		{"5301610162" + "6d75", "75"},
+		{"5301610162" + "6d" + "0176a9", "76a9"},
+		{"5301610162" + "6d" + "4c", "4c"},
+		{"5301610162" + "6d" + "4d05", "4d05"},
+		{"5301610162" + "6d" + "4c0501", "05" + "01"},
+	} {
+		op, _ := ParseNameScript(mustHex(t, c.script))
+		if hex.EncodeToString(op.Address) != c.address {
+			t.Errorf("%s: address part %x, Core's is %s", c.script, op.Address, c.address)
+		}
+	}
+}
+
+func mustHex(t *testing.T, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // TestInnerNodeThatParsesAsTx: a merkle step whose 64 bytes parse as a
 // transaction is refused (the forged SPV proof of Sergio Lerner's attack).
 func TestInnerNodeThatParsesAsTx(t *testing.T) {
@@ -237,6 +288,99 @@ func TestInnerNodeThatParsesAsTx(t *testing.T) {
 	root := chainhash.DoubleHashH(tx64)
 	if err := checkMerkleProof(left, []chainhash.Hash{right}, 0, root); err == nil {
 		t.Fatal("64-byte inner node that parses as a transaction accepted")
+	}
+}
+
+// TestUTF8AsCore: the utf8 encoding accepts exactly what Core's
+// IsValidUtf8String accepts, which reaches past U+10FFFF.
+func TestUTF8AsCore(t *testing.T) {
+	for _, c := range []struct {
+		hex  string
+		want bool
+	}{
+		{"", true},
+		{"68c3a96c6c6f", true},          // héllo
+		{"f09f9880", true},              // U+1F600
+		{"f48fbfbf", true},              // U+10FFFF
+		{"f4908080", true},              // U+110000: Core yes, RFC 3629 no
+		{"f7bfbfbf", true},              // U+1FFFFF
+		{"f8888080", false},             // five-byte lead
+		{"ff", false},                   // never a lead
+		{"80", false},                   // stray continuation
+		{"c080", false},                 // overlong NUL
+		{"e08080", false},               // overlong
+		{"f0808080", false},             // overlong
+		{"eda080", false},               // lone high surrogate
+		{"edb080", false},               // lone low surrogate
+		{"eda080edb080", false},         // a surrogate pair in UTF-8
+		{"e282", false},                 // cut sequence
+		{"e228a1", false},               // continuation missing
+		{"c3a9f4908080c3a9", true},      // mixed
+		{"41f7bfbfbf42ed9fbf", true},    // U+D7FF is not a surrogate
+		{"41f7bfbfbf42ee8080", true},    // U+E000 neither
+		{"41f7bfbfbf42edbfbf00", false}, // U+DFFF is
+	} {
+		b, _ := hex.DecodeString(c.hex)
+		_, err := Encode(b, EncodingUTF8)
+		if got := err == nil; got != c.want {
+			t.Errorf("%s: valid %v, Core says %v", c.hex, got, c.want)
+		}
+		if c.want {
+			if _, err := Decode(string(b), EncodingUTF8); err != nil {
+				t.Errorf("%s: Decode refuses what Core accepts: %v", c.hex, err)
+			}
+		}
+	}
+}
+
+// TestJSONTextAsCore: a value Core accepts as utf8 reaches the RPC's JSON
+// byte for byte (encoding/json would write U+FFFD for U+110000's bytes),
+// and what must be escaped is.
+func TestJSONTextAsCore(t *testing.T) {
+	r := &NameResult{Name: []byte("d/x"), Value: []byte("a\xf4\x90\x80\x80\"\\\n\x01\x7fé")}
+	b, err := json.Marshal(r.JSON(EncodingUTF8, EncodingUTF8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `"value":"a` + "\xf4\x90\x80\x80" + `\"\\\n\u0001\u007fé"`
+	if !strings.Contains(string(b), want) {
+		t.Fatalf("got %s\nwant it to contain %s", b, want)
+	}
+	var back map[string]any
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatalf("not JSON: %v", err)
+	}
+}
+
+// TestPhantomMerklePosition: in a block of six transactions the third
+// level pairs the last node with itself, so the fifth transaction (a stale
+// update) also folds to the root as the seventh, past the newer update in
+// the sixth, and would win the newest-update tie-break. Refused; its real
+// position still verifies.
+func TestPhantomMerklePosition(t *testing.T) {
+	ids := make([]chainhash.Hash, 6)
+	for i := range ids {
+		ids[i] = chainhash.DoubleHashH([]byte{byte(i)})
+	}
+	root := headers.MerkleRoot(ids)
+	branch := headers.MerkleBranch(ids, 4)
+	if err := checkMerkleProof(ids[4], branch, 4, root); err != nil {
+		t.Fatalf("real position: %v", err)
+	}
+	if headers.MerkleBranchRoot(ids[4], branch, 6) != root {
+		t.Fatal("test set-up: position 6 should fold to the root")
+	}
+	if err := checkMerkleProof(ids[4], branch, 6, root); err == nil {
+		t.Fatal("phantom position 6 of a block of 6 accepted")
+	}
+	// The last transaction of an odd level is paired with itself at its
+	// real (even) position: still valid.
+	odd := ids[:5]
+	if err := checkMerkleProof(odd[4], headers.MerkleBranch(odd, 4), 4, headers.MerkleRoot(odd)); err != nil {
+		t.Fatalf("last of an odd count at its real position: %v", err)
+	}
+	if err := checkMerkleProof(odd[4], headers.MerkleBranch(odd, 4), 5, headers.MerkleRoot(odd)); err == nil {
+		t.Fatal("phantom position 5 of a block of 5 accepted")
 	}
 }
 

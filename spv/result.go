@@ -4,18 +4,18 @@ package spv
 // the name or value cannot be written in the requested encoding, Core
 // replaces the field with name_error / value_error.
 type NameShowJSON struct {
-	Name          *string  `json:"name,omitempty"`
-	NameError     *string  `json:"name_error,omitempty"`
-	NameEncoding  Encoding `json:"name_encoding"`
-	Value         *string  `json:"value,omitempty"`
-	ValueError    *string  `json:"value_error,omitempty"`
-	ValueEncoding Encoding `json:"value_encoding"`
-	TxID          string   `json:"txid"`
-	Vout          uint32   `json:"vout"`
-	Address       string   `json:"address"`
-	Height        int32    `json:"height"`
-	ExpiresIn     int32    `json:"expires_in"`
-	Expired       bool     `json:"expired"`
+	Name          *JSONText `json:"name,omitempty"`
+	NameError     *string   `json:"name_error,omitempty"`
+	NameEncoding  Encoding  `json:"name_encoding"`
+	Value         *JSONText `json:"value,omitempty"`
+	ValueError    *string   `json:"value_error,omitempty"`
+	ValueEncoding Encoding  `json:"value_encoding"`
+	TxID          string    `json:"txid"`
+	Vout          uint32    `json:"vout"`
+	Address       string    `json:"address"`
+	Height        int32     `json:"height"`
+	ExpiresIn     int32     `json:"expires_in"`
+	Expired       bool      `json:"expired"`
 }
 
 // JSON renders the result with the given encodings (Core's default is
@@ -36,11 +36,46 @@ func (r *NameResult) JSON(nameEnc, valueEnc Encoding) NameShowJSON {
 	return out
 }
 
-func encodeField(data []byte, enc Encoding) (val, errText *string) {
+func encodeField(data []byte, enc Encoding) (val *JSONText, errText *string) {
 	s, err := Encode(data, enc)
 	if err != nil {
 		msg := "invalid data for " + string(enc)
 		return nil, &msg
 	}
-	return &s, nil
+	t := JSONText(s)
+	return &t, nil
+}
+
+// JSONText is a name or value written as Core's univalue writes strings:
+// the bytes as they are, with only '"', '\\', control characters and DEL
+// escaped. encoding/json would replace the bytes of code points above
+// U+10FFFF, which Core's utf8 encoding accepts, with U+FFFD.
+type JSONText string
+
+// MarshalJSON writes the string's bytes unchanged between quotes.
+func (s JSONText) MarshalJSON() ([]byte, error) {
+	const hexDigits = "0123456789abcdef"
+	out := make([]byte, 0, len(s)+2)
+	out = append(out, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			out = append(out, '\\', c)
+		case c == '\n':
+			out = append(out, '\\', 'n')
+		case c == '\r':
+			out = append(out, '\\', 'r')
+		case c == '\t':
+			out = append(out, '\\', 't')
+		case c == '\b':
+			out = append(out, '\\', 'b')
+		case c == '\f':
+			out = append(out, '\\', 'f')
+		case c < 0x20 || c == 0x7f:
+			out = append(out, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		default:
+			out = append(out, c)
+		}
+	}
+	return append(out, '"'), nil
 }
