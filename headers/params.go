@@ -39,6 +39,9 @@ type Params struct {
 	MaxFutureBlockTime  int64 // seconds a header may be ahead of now
 	MedianTimeSpan      int   // blocks in the median-time-past window
 	NameExpirationDepth int32 // blocks after which a name expires (at the tip)
+	// NameExpirationRamp: before height 48000 the depth ramps up from
+	// 12000 (Core's MainNetConsensus, which TestNetConsensus inherits).
+	NameExpirationRamp bool
 }
 
 // MainNetParams are Namecoin mainnet's parameters.
@@ -67,6 +70,7 @@ var MainNetParams = Params{
 	MaxFutureBlockTime:  2 * 60 * 60,
 	MedianTimeSpan:      11,
 	NameExpirationDepth: 36000,
+	NameExpirationRamp:  true,
 }
 
 // TestNetParams are Namecoin testnet's parameters.
@@ -97,6 +101,7 @@ var TestNetParams = Params{
 	MaxFutureBlockTime:  2 * 60 * 60,
 	MedianTimeSpan:      11,
 	NameExpirationDepth: 36000,
+	NameExpirationRamp:  true,
 }
 
 // RegTestParams are Namecoin regtest's parameters. Every block but genesis
@@ -146,9 +151,9 @@ func ParamsByName(name string) (*Params, bool) {
 
 // NameExpirationDepthAt is how many blocks after its last update a name
 // expires, measured at chain height h (Core's NameExpirationDepth). Mainnet
-// ramped from 12000 to 36000 between heights 24000 and 48000.
+// and testnet ramped from 12000 to 36000 between heights 24000 and 48000.
 func (p *Params) NameExpirationDepthAt(h int32) int32 {
-	if p == &MainNetParams {
+	if p.NameExpirationRamp {
 		switch {
 		case h < 24000:
 			return 12000

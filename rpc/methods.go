@@ -122,14 +122,18 @@ func parseNameShow(params json.RawMessage) (nameShowArgs, *Error) {
 		{&a.nameEncoding, opts.NameEncoding, eNameEnc, "nameEncoding"},
 		{&a.valueEncoding, opts.ValueEncoding, eValueEnc, "valueEncoding"},
 	} {
-		v := e.electrum
 		if e.core != nil {
-			v = *e.core
-		}
-		if v == "" {
+			// Core keeps the default for an encoding it does not know
+			// (EncodingFromOptionsJson), and so do we.
+			if enc, err := spv.ParseEncoding(*e.core); err == nil {
+				*e.dst = enc
+			}
 			continue
 		}
-		enc, err := spv.ParseEncoding(v)
+		if e.electrum == "" {
+			continue
+		}
+		enc, err := spv.ParseEncoding(e.electrum)
 		if err != nil {
 			return a, badParams("%s: %v", e.fieldName, err)
 		}
@@ -145,7 +149,7 @@ func (s *Server) nameShow(ctx context.Context, params json.RawMessage) (any, *Er
 	}
 	name, err := spv.Decode(a.name, a.nameEncoding)
 	if err != nil {
-		return nil, badParams("Name/value is invalid for encoding %s", a.nameEncoding)
+		return nil, &Error{CodeInvalidEncoding, fmt.Sprintf("Name/value is invalid for encoding %s", a.nameEncoding)}
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.LookupTimeout)
 	defer cancel()
@@ -169,8 +173,6 @@ func (s *Server) lookupError(err error, a nameShowArgs) *Error {
 			return &Error{CodeSyncing, "ncspv is still syncing block headers: " + pe.Error()}
 		}
 		return &Error{CodeSyncing, "ncspv is still syncing block headers"}
-	case errors.Is(err, spv.ErrInvalidName):
-		return badParams("%v", err)
 	}
 	s.log.Debug("name_show failed", "name", a.name, "stream", a.streamID, "err", err)
 	switch {
@@ -198,20 +200,28 @@ func (s *Server) getBlockCount(context.Context, json.RawMessage) (any, *Error) {
 
 func (s *Server) getBlockchainInfo(context.Context, json.RawMessage) (any, *Error) {
 	st := s.cfg.Backend.State()
-	headersH := max(st.Height, st.ServerHeight)
-	progress := 1.0
-	if headersH > 0 {
-		progress = float64(st.Height) / float64(headersH)
-	}
 	return map[string]any{
 		"chain":                s.cfg.Chain,
 		"blocks":               st.Height,
-		"headers":              headersH,
+		"headers":              st.Height,
 		"bestblockhash":        st.TipHash,
-		"verificationprogress": progress,
+		"verificationprogress": verificationProgress(st),
 		"initialblockdownload": !st.Synced,
 		"warnings":             st.Warning,
 	}, nil
+}
+
+// verificationProgress is below 1 until a sync has completed: the share
+// of the tip a server announced, or 0 before any server has. "headers"
+// is the verified tip itself, since an announced tip is only a claim.
+func verificationProgress(st spv.State) float64 {
+	switch {
+	case st.Synced:
+		return 1
+	case st.ServerHeight > 0:
+		return min(float64(st.Height)/float64(st.ServerHeight), 0.9999)
+	}
+	return 0
 }
 
 func (s *Server) stop(context.Context, json.RawMessage) (any, *Error) {

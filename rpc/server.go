@@ -34,13 +34,15 @@ type Backend interface {
 
 // JSON-RPC error codes, as Namecoin Core uses them.
 const (
-	CodeMisc           = -1     // RPC_MISC_ERROR
-	CodeNameNotFound   = -4     // RPC_WALLET_ERROR: never existed or expired
-	CodeSyncing        = -10    // RPC_CLIENT_IN_INITIAL_DOWNLOAD
-	CodeParseError     = -32700 // RPC_PARSE_ERROR
-	CodeInvalidRequest = -32600 // RPC_INVALID_REQUEST
-	CodeMethodNotFound = -32601 // RPC_METHOD_NOT_FOUND
-	CodeInvalidParams  = -32602 // RPC_INVALID_PARAMS
+	CodeMisc         = -1  // RPC_MISC_ERROR
+	CodeNameNotFound = -4  // RPC_WALLET_ERROR: never existed or expired
+	CodeSyncing      = -10 // RPC_CLIENT_IN_INITIAL_DOWNLOAD
+	// CodeInvalidEncoding: the name is not valid in its nameEncoding.
+	CodeInvalidEncoding = -1000  // RPC_NAME_INVALID_ENCODING
+	CodeParseError      = -32700 // RPC_PARSE_ERROR
+	CodeInvalidRequest  = -32600 // RPC_INVALID_REQUEST
+	CodeMethodNotFound  = -32601 // RPC_METHOD_NOT_FOUND
+	CodeInvalidParams   = -32602 // RPC_INVALID_PARAMS
 )
 
 // Config wires a Server.

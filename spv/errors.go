@@ -40,8 +40,6 @@ var (
 	ErrNoServer = errors.New("no ElectrumX server reachable")
 	// ErrAllServersLied: every server that answered was caught lying.
 	ErrAllServersLied = errors.New("every ElectrumX server that answered failed verification")
-	// ErrInvalidName: the name is empty or longer than 255 bytes.
-	ErrInvalidName = errors.New("invalid name")
 	// ErrHeaderFromFuture: a server's next header is dated more than two
 	// hours after this computer's clock. Core refuses such a header
 	// without blaming the peer (BLOCK_TIME_FUTURE), since the clock may be

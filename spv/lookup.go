@@ -58,8 +58,10 @@ type outcome struct {
 // isolated by opts.StreamID, verifies each answer against our headers and
 // returns the newest verified update.
 func (e *Engine) NameShow(ctx context.Context, name []byte, opts LookupOptions) (*NameResult, error) {
-	if len(name) == 0 || len(name) > 255 {
-		return nil, fmt.Errorf("%w: %d bytes (1 to 255 allowed)", ErrInvalidName, len(name))
+	if len(name) == 0 || len(name) > MaxNameLength {
+		// No such name can be registered: Core answers that it never
+		// existed, without asking anyone.
+		return nil, &NameError{Kind: NameNeverExisted, Name: name}
 	}
 	if err := e.ensureSynced(ctx); err != nil {
 		return nil, err

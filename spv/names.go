@@ -23,6 +23,9 @@ const (
 	opReturn    = 0x6a
 )
 
+// MaxNameLength is the longest name Core's consensus rules allow (bytes).
+const MaxNameLength = 255
+
 // NameOp is a name operation found in an output script.
 type NameOp struct {
 	Op    byte

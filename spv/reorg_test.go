@@ -227,3 +227,67 @@ func TestDeepFork(t *testing.T) {
 		t.Errorf("fork search windows %v, want %v", windows, want)
 	}
 }
+
+// minDifficultyParams is regtest with a genesis harder than the proof-of-
+// work limit, so that, by testnet's minimum-difficulty rule, a block dated
+// more than 20 minutes after its parent carries far less work than one on
+// time: branches of equal or fewer blocks can have more work.
+func minDifficultyParams() *headers.Params {
+	p := headers.RegTestParams
+	p.Name = "regtest-mindiff"
+	p.GenesisHeader.Bits = 0x2000ffff // 128x the limit's work
+	p.GenesisHash = p.GenesisHeader.BlockHash()
+	return &p
+}
+
+// TestReorgToMoreWorkNotHigher: Core follows the chain with the most work,
+// not the most blocks. A server that moves to a branch with fewer blocks
+// but more work is followed; one on a branch of as many blocks with less
+// work is not, and is not called a liar.
+func TestReorgToMoreWorkNotHigher(t *testing.T) {
+	p := minDifficultyParams()
+	g := chaingen.New(p, 81)
+	g.Chain(10)
+	light := g.Fork(10, 82)
+	for range 6 { // six late blocks: minimum difficulty each
+		light.Next(chaingen.Spec{Time: light.Tip().Info.Time + 3600})
+	}
+	heavy := g.Fork(10, 83)
+	heavy.Chain(4) // four blocks on time: more work, two fewer blocks
+	if heavy.Tip().Info.Bits == light.Tip().Info.Bits {
+		t.Fatal("test set-up: both branches carry the same bits")
+	}
+
+	b := electrumxtest.FromChain(light)
+	srv := startServer(t, b, "1.4.3")
+	e, store := newEngine(t, p, []electrumx.Server{srv.Address()}, 1, 1)
+	syncEngine(t, e)
+	if tip := store.Tip(); tip.Hash != light.Tip().Hash {
+		t.Fatalf("first sync: tip %d", tip.Height)
+	}
+
+	b.AddBlocks(heavy.Blocks[11:]...) // the server reorganizes to the heavier, shorter branch
+	syncEngine(t, e)
+	if tip := store.Tip(); tip.Hash != heavy.Tip().Hash || tip.Height != 14 {
+		t.Fatalf("after the server moved to a shorter branch with more work: tip %d %v, want 14 %v",
+			tip.Height, tip.Hash, heavy.Tip().Hash)
+	}
+	if err := store.CheckIntegrity(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A branch of as many blocks with less work: kept off, and the server
+	// is not blamed for it.
+	level := g.Fork(10, 84)
+	for range 4 {
+		level.Next(chaingen.Spec{Time: level.Tip().Info.Time + 3600})
+	}
+	b.AddBlocks(level.Blocks[11:]...)
+	syncEngine(t, e)
+	if tip := store.Tip(); tip.Hash != heavy.Tip().Hash {
+		t.Fatalf("moved to the branch with less work: tip %d", tip.Height)
+	}
+	if d := e.Demoted(); len(d) != 0 {
+		t.Fatalf("a server on a branch with less work was demoted: %v", d)
+	}
+}

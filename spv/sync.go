@@ -67,14 +67,8 @@ func (e *Engine) syncWith(ctx context.Context, s electrumx.Server) error {
 	}
 
 	ours := e.cfg.Store.Tip()
-	if serverTip < ours.Height {
-		return fmt.Errorf("%w: server at %d, we are at %d", errServerBehind, serverTip, ours.Height)
-	}
-	if serverTip == ours.Height {
-		fh, _, perr := headers.ParseFullHeader(note.Hex)
-		if perr == nil && fh.BlockHash() == ours.Hash {
-			return nil // in sync
-		}
+	if serverTip <= ours.Height {
+		return e.notHigher(ctx, c, serverTip, note.Hex)
 	}
 
 	if serverTip == ours.Height+1 {
@@ -114,11 +108,36 @@ func (e *Engine) syncWith(ctx context.Context, s electrumx.Server) error {
 	return nil
 }
 
+// notHigher handles a server whose announced tip is not above ours. On our
+// chain it is in sync or behind. On another branch it may still have more
+// work (a shorter chain of harder blocks, possible on testnet), and Core
+// follows the most work, not the most blocks: the branch is fetched and
+// taken if it has more. Less work is not a lie, just a branch we keep off.
+func (e *Engine) notHigher(ctx context.Context, c *electrumx.Client, serverTip int32, tipHex []byte) error {
+	if len(tipHex) < headers.HeaderSize {
+		return lie(c.Server().String(), "announced tip header has %d bytes", len(tipHex))
+	}
+	hash := chainhash.DoubleHashH(tipHex[:headers.HeaderSize])
+	ours := e.cfg.Store.Tip()
+	if info, ok := e.cfg.Store.BlockAt(serverTip); ok && info.Hash == hash {
+		if serverTip == ours.Height {
+			return nil // in sync
+		}
+		return fmt.Errorf("%w: server at %d, we are at %d", errServerBehind, serverTip, ours.Height)
+	}
+	err := e.switchBranch(ctx, c, serverTip)
+	if errors.Is(err, headers.ErrNotMoreWork) {
+		return fmt.Errorf("%w: on a branch with less work (%v)", errServerBehind, err)
+	}
+	return err
+}
+
 // switchBranch handles a server on another branch below our tip: it finds
-// the fork, from our tip down (the tip may have grown during this sync),
-// and takes the server's branch if it has more work.
+// the fork, from our tip or the server's, whichever is lower, down (our
+// tip may have grown during this sync), and takes the server's branch if
+// it has more work.
 func (e *Engine) switchBranch(ctx context.Context, c *electrumx.Client, serverTip int32) error {
-	fork, err := e.findFork(ctx, c, e.cfg.Store.Tip().Height)
+	fork, err := e.findFork(ctx, c, min(e.cfg.Store.Tip().Height, serverTip))
 	if err != nil {
 		return err
 	}
