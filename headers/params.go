@@ -42,6 +42,10 @@ type Params struct {
 	// NameExpirationRamp: before height 48000 the depth ramps up from
 	// 12000 (Core's MainNetConsensus, which TestNetConsensus inherits).
 	NameExpirationRamp bool
+	// IgnoredNameTxs are transactions whose name updates Core does not
+	// apply (kernel/chainparams.cpp addBug, every type but
+	// BUG_FULLY_APPLY), by txid, with the height they are ignored at.
+	IgnoredNameTxs map[chainhash.Hash]int32
 }
 
 // MainNetParams are Namecoin mainnet's parameters.
@@ -71,6 +75,41 @@ var MainNetParams = Params{
 	MedianTimeSpan:      11,
 	NameExpirationDepth: 36000,
 	NameExpirationRamp:  true,
+	IgnoredNameTxs:      mainNetIgnoredNameTxs,
+}
+
+// mainNetIgnoredNameTxs are Namecoin Core's historic bugs on mainnet
+// (kernel/chainparams.cpp) whose name operations it does not apply.
+var mainNetIgnoredNameTxs = map[chainhash.Hash]int32{
+	// Name outputs in transactions without the Namecoin version: their
+	// NAME_FIRSTUPDATEs were never interpreted.
+	mustHash("bff3ed6873e5698b97bf0c28c29302b59588590b747787c7d1ef32decdabe0d1"): 98423,
+	mustHash("e9b211007e5cac471769212ca0f47bb066b81966a8e541d44acf0f8a1bd24976"): 98424,
+	mustHash("8aa2b0fc7d1033de28e0192526765a72e9df0c635f7305bdc57cb451ed01a4ca"): 98425,
+	// Non-Namecoin transactions with only NAME_NEWs.
+	mustHash("0ae5e958ff05ad8e273222656d98d076097def6d36f781a627c584b859f4727b"): 98318,
+	mustHash("aca8ce46da1bbb9bb8e563880efcd9d6dd18342c446d6f0e3d4b964a990d1c27"): 98321,
+	mustHash("c29b0d9d478411462a8ac29946bf6fdeca358a77b4be15cd921567eb66852180"): 98424,
+	mustHash("221719b360f0c83fa5b1c26fb6b67c5e74e4e7c6aa3dce55025da6759f5f7060"): 98425,
+	mustHash("597370b632efb35d5ed554c634c7af44affa6066f2a87a88046532d4057b46f8"): 193518,
+	mustHash("0bb8c7807a9756aefe62c271770b313b31dee73151f515b1ac2066c50eaeeb91"): 195605,
+	mustHash("3181930765b970fc43cd31d53fc6fc1da9439a28257d9067c3b5912d23eab01c"): 195639,
+	mustHash("e815e7d774937d96a4b265ed4866b7e3dc8d9f2acb8563402e216aba6edd1e9e"): 195639,
+	mustHash("cdfe6eda068e09fe760a70bec201feb041b8c660d0e98cbc05c8aa4106eae6ab"): 195639,
+	mustHash("1e29e937b2a9e1f18af500371b8714157cf5ac7c95461913e08ce402de64ae75"): 195641,
+	mustHash("d44ed6c0fac251931465f9123ada8459ec954cc6c7b648a56c9326ff7b13f552"): 195648,
+	mustHash("dd77aea50a189935d0ef36a04856805cd74600a53193c539eb90c1e1c0f9ecac"): 197711,
+	mustHash("f31875dfaf94bd3a93cfbed0e22d405d1f2e49b4d0750cb13812adc5e57f1e47"): 204151,
+	// libcoin's name stealing (d/bitcoin, then d/wav).
+	mustHash("2f034f2499c136a2c5a922ca4be65c1292815c753bbb100a2a26d5ad532c3919"): 139872,
+	mustHash("c3e76d5384139228221cce60250397d1b87adf7366086bc8d6b5e6eee03c55c7"): 139936,
+}
+
+// IgnoresNameTx reports whether Core ignores the name operations of the
+// transaction txid in the block at height.
+func (p *Params) IgnoresNameTx(txid chainhash.Hash, height int32) bool {
+	h, ok := p.IgnoredNameTxs[txid]
+	return ok && h == height
 }
 
 // TestNetParams are Namecoin testnet's parameters.

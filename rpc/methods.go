@@ -187,6 +187,8 @@ func (s *Server) lookupError(err error, a nameShowArgs) *Error {
 		}
 		s.log.Warn("name lookup failed: no ElectrumX server reachable")
 		return &Error{CodeMisc, "no ElectrumX server reachable"}
+	case errors.Is(err, spv.ErrUnprovable): // says why, naming a height only
+		return &Error{CodeMisc, err.Error()}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &Error{CodeMisc, "name lookup timed out"}
 	}

@@ -40,6 +40,9 @@ var (
 	ErrNoServer = errors.New("no ElectrumX server reachable")
 	// ErrAllServersLied: every server that answered was caught lying.
 	ErrAllServersLied = errors.New("every ElectrumX server that answered failed verification")
+	// ErrUnprovable: the name's newest update is in a block whose header
+	// is neither stored (pruned) nor under the checkpoint, so it cannot be verified or shown.
+	ErrUnprovable = errors.New("the name cannot be shown: its update is in a block whose header ncspv does not keep (pruned, above the checkpoint)")
 	// ErrHeaderFromFuture: a server's next header is dated more than two
 	// hours after this computer's clock. Core refuses such a header
 	// without blaming the peer (BLOCK_TIME_FUTURE), since the clock may be

@@ -41,16 +41,57 @@ type update struct {
 	script      []byte
 	height      int32
 	pos         int
+	// fresh: it has fewer confirmations than the policy asks, and was
+	// chosen because no deep enough update is live.
+	fresh bool
+	// unproven: only the height is known. The block's header is neither
+	// stored (pruned) nor under the checkpoint, so the update could not be
+	// verified; enough to say that an expired name expired, not to show it.
+	unproven bool
 }
 
 func (u *update) newerThan(o *update) bool {
 	return o == nil || u.height > o.height || (u.height == o.height && u.pos > o.pos)
 }
 
+// Ranks of a server's answer when several are merged: a live update with
+// the confirmations the policy asks beats a fresher one, which beats an
+// expired one; within a rank the newest wins.
+const (
+	rankExpired = iota
+	rankFresh
+	rankLive
+)
+
+func (e *Engine) rank(u *update, tip int32) int {
+	switch {
+	case e.expiredAt(u.height, tip):
+		return rankExpired
+	case u.fresh:
+		return rankFresh
+	}
+	return rankLive
+}
+
+// better reports whether u beats o (nil: no answer) as the lookup's answer.
+func (e *Engine) better(u, o *update, tip int32) bool {
+	if o == nil {
+		return true
+	}
+	ru, ro := e.rank(u, tip), e.rank(o, tip)
+	return ru > ro || (ru == ro && u.newerThan(o))
+}
+
+// expiredAt is Core's rule: a name last updated at height has expired at
+// tip once height + the expiration depth is not above tip.
+func (e *Engine) expiredAt(height, tip int32) bool {
+	return height+e.cfg.Params.NameExpirationDepthAt(tip) <= tip
+}
+
 // outcome is what one server's answer proved.
 type outcome struct {
 	server electrumx.Server
-	best   *update // newest verified update deep enough, if any
+	best   *update // the update chosen from this server's answer, if any
 	err    error   // transport error or *LieError
 }
 
@@ -102,7 +143,7 @@ func (e *Engine) NameShow(ctx context.Context, name []byte, opts LookupOptions) 
 			errs = append(errs, fmt.Errorf("%s: %w", o.server, o.err))
 		default:
 			answered++
-			if o.best != nil && o.best.newerThan(best) {
+			if o.best != nil && e.better(o.best, best, tip.Height) {
 				best = o.best
 			}
 		}
@@ -128,6 +169,12 @@ func (e *Engine) NameShow(ctx context.Context, name []byte, opts LookupOptions) 
 func (e *Engine) finish(name []byte, u *update, err error, tip int32, opts LookupOptions) (*NameResult, error) {
 	if err != nil {
 		return nil, err
+	}
+	if u.unproven {
+		if e.expiredAt(u.height, tip) && !opts.AllowExpired {
+			return nil, &NameError{Kind: NameExpired, Name: name}
+		}
+		return nil, fmt.Errorf("%w: its newest update is at height %d", ErrUnprovable, u.height)
 	}
 	expiresIn := u.height + e.cfg.Params.NameExpirationDepthAt(tip) - tip
 	r := &NameResult{
@@ -157,13 +204,60 @@ func (e *Engine) askServer(ctx context.Context, s electrumx.Server, name []byte,
 		out.err = err
 		return out
 	}
-	deepest := tip - e.cfg.Confirmations + 1 // highest height with enough confirmations
 	if c.HasValueProof() {
-		out.best, out.err = e.viaValueProof(ctx, c, name, sh, deepest)
+		out.best, out.err = e.viaValueProof(ctx, c, name, sh, tip)
 	} else {
-		out.best, out.err = e.viaHistory(ctx, c, name, sh, deepest)
+		out.best, out.err = e.viaHistory(ctx, c, name, sh, tip)
 	}
 	return out
+}
+
+// candidate is an update of the name that a server listed.
+type candidate struct {
+	height int32
+	txid   chainhash.Hash
+}
+
+// choose picks, from a server's updates of a name (newest first), the one
+// to prove, as Core would answer at tip under the confirmation policy:
+// the newest with the confirmations the policy asks, unless it has expired
+// or there is none; then the newest fresher one, so that a renewal close
+// to expiry or a new registration is never called expired or missing.
+// Updates Core ignores (historic bugs) and ones above our tip or
+// unconfirmed are passed over. It returns an index, or -1, and whether the
+// pick is fresh.
+func (e *Engine) choose(cands []candidate, tip int32) (int, bool) {
+	deepest := tip - e.cfg.Confirmations + 1 // highest height with enough confirmations
+	deep, fresh := -1, -1
+	for i, c := range cands {
+		if c.height <= 0 || c.height > tip || e.cfg.Params.IgnoresNameTx(c.txid, c.height) {
+			continue
+		}
+		if c.height > deepest {
+			if fresh < 0 {
+				fresh = i
+			}
+			continue
+		}
+		deep = i
+		break
+	}
+	switch {
+	case deep >= 0 && !e.expiredAt(cands[deep].height, tip):
+		return deep, false
+	case fresh >= 0:
+		return fresh, true
+	}
+	return deep, false
+}
+
+// provable reports whether a header at height can be had: stored, or
+// under the checkpoint (a cp_height proof).
+func (e *Engine) provable(height int32) bool {
+	if _, err := e.cfg.Store.HeaderAt(height); err == nil {
+		return true
+	}
+	return height <= e.cfg.Checkpoint.Height
 }
 
 // streamIsolation keys circuits by stream ID and server, so that the k
@@ -176,36 +270,52 @@ func streamIsolation(streamID string, s electrumx.Server) string {
 	return streamID + "\x00" + s.String()
 }
 
-func (e *Engine) viaValueProof(ctx context.Context, c *electrumx.Client, name []byte, sh string, deepest int32) (*update, error) {
+func (e *Engine) viaValueProof(ctx context.Context, c *electrumx.Client, name []byte, sh string, tip int32) (*update, error) {
 	entries, err := c.NameGetValueProof(ctx, sh, 0)
 	if err != nil {
 		return nil, err
 	}
 	// Newest first; equal heights keep the server's (newest-first) order.
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].Height > entries[j].Height })
-	for _, en := range entries {
-		if en.Height > deepest || en.Height <= 0 {
-			continue // too fresh (or unconfirmed): fall back to older ones
+	cands := make([]candidate, len(entries))
+	for i, en := range entries {
+		cands[i].height = en.Height
+		if tx, n, err := headers.ParseTx(en.Tx); err == nil && n == len(en.Tx) {
+			cands[i].txid = tx.TxID() // one that does not parse fails verification
 		}
-		return e.verifyUpdate(ctx, c, name, en.Tx, nil, en.Height, &en.Merkle)
 	}
-	return nil, nil
+	i, fresh := e.choose(cands, tip)
+	if i < 0 {
+		return nil, nil
+	}
+	en := &entries[i]
+	if !e.provable(en.Height) {
+		return &update{height: en.Height, unproven: true}, nil
+	}
+	u, err := e.verifyUpdate(ctx, c, name, en.Tx, nil, en.Height, &en.Merkle)
+	if u != nil {
+		u.fresh = fresh
+	}
+	return u, err
 }
 
-func (e *Engine) viaHistory(ctx context.Context, c *electrumx.Client, name []byte, sh string, deepest int32) (*update, error) {
+func (e *Engine) viaHistory(ctx context.Context, c *electrumx.Client, name []byte, sh string, tip int32) (*update, error) {
 	hist, err := c.GetHistory(ctx, sh)
 	if err != nil {
 		return nil, err
 	}
-	var pick *electrumx.HistoryItem
-	for i := len(hist) - 1; i >= 0; i-- { // chain order: newest last
-		if h := hist[i].Height; h > 0 && h <= deepest {
-			pick = &hist[i]
-			break
-		}
+	cands := make([]candidate, len(hist))
+	for i := range hist { // chain order, newest last: reversed
+		h := &hist[len(hist)-1-i]
+		cands[i] = candidate{height: h.Height, txid: chainhash.Hash(h.TxHash)}
 	}
-	if pick == nil {
+	i, fresh := e.choose(cands, tip)
+	if i < 0 {
 		return nil, nil
+	}
+	pick := &hist[len(hist)-1-i]
+	if !e.provable(pick.Height) {
+		return &update{height: pick.Height, unproven: true}, nil
 	}
 	txid := chainhash.Hash(pick.TxHash)
 	var raw electrumx.HexBytes
@@ -233,7 +343,11 @@ func (e *Engine) viaHistory(ctx context.Context, c *electrumx.Client, name []byt
 	if mp.BlockHeight != pick.Height {
 		return nil, lie(c.Server().String(), "merkle proof for height %d, history says %d", mp.BlockHeight, pick.Height)
 	}
-	return e.verifyUpdate(ctx, c, name, raw, &txid, pick.Height, mp)
+	u, err := e.verifyUpdate(ctx, c, name, raw, &txid, pick.Height, mp)
+	if u != nil {
+		u.fresh = fresh
+	}
+	return u, err
 }
 
 // verifyUpdate proves a name transaction: its id (if the server named
