@@ -1,5 +1,7 @@
 package spv
 
+import "fmt"
+
 // NameShowJSON is a name_show result in Namecoin Core's field order. When
 // the name or value cannot be written in the requested encoding, Core
 // replaces the field with name_error / value_error.
@@ -78,4 +80,46 @@ func (s JSONText) MarshalJSON() ([]byte, error) {
 		}
 	}
 	return append(out, '"'), nil
+}
+
+// NameBytes is the name an answer carries, read in the encoding the answer
+// names, not the one asked for: a server may ignore the request.
+func (j *NameShowJSON) NameBytes() ([]byte, error) {
+	return fieldBytes(j.Name, j.NameError, j.NameEncoding, "name")
+}
+
+// ValueBytes is the value an answer carries, read as NameBytes reads the
+// name.
+func (j *NameShowJSON) ValueBytes() ([]byte, error) {
+	return fieldBytes(j.Value, j.ValueError, j.ValueEncoding, "value")
+}
+
+// Reencode rewrites an answer's name and value in the given encodings,
+// whatever encodings the server wrote them in.
+func (j *NameShowJSON) Reencode(nameEnc, valueEnc Encoding) error {
+	name, err := j.NameBytes()
+	if err != nil {
+		return err
+	}
+	value, err := j.ValueBytes()
+	if err != nil {
+		return err
+	}
+	j.Name, j.NameError = encodeField(name, nameEnc)
+	j.Value, j.ValueError = encodeField(value, valueEnc)
+	j.NameEncoding, j.ValueEncoding = nameEnc, valueEnc
+	return nil
+}
+
+func fieldBytes(v *JSONText, errText *string, enc Encoding, what string) ([]byte, error) {
+	if v == nil {
+		if errText != nil {
+			return nil, fmt.Errorf("the answer has no %s: %s", what, *errText)
+		}
+		return nil, fmt.Errorf("the answer has no %s", what)
+	}
+	if enc == "" {
+		enc = EncodingASCII // Core always names it; ascii is its default
+	}
+	return Decode(string(*v), enc)
 }

@@ -310,7 +310,7 @@ func (c *nameShowCommand) Execute([]string) error {
 		if err != nil {
 			return err
 		}
-		return printJSON(res)
+		return printJSON(inEncodings(res, nameEnc, valueEnc))
 	}
 	if c.RPCConnect != "" {
 		return askDaemon(c.RPCConnect)
@@ -386,6 +386,20 @@ func printJSON(v any) error {
 	}
 	fmt.Println(string(b))
 	return nil
+}
+
+// inEncodings is a name_show answer with its name and value in the
+// encodings asked for. A server that ignored them (its answer names the
+// encodings it used) is re-encoded; what cannot be is shown as sent.
+func inEncodings(raw json.RawMessage, nameEnc, valueEnc spv.Encoding) any {
+	var j spv.NameShowJSON
+	if json.Unmarshal(raw, &j) != nil || (j.NameEncoding == nameEnc && j.ValueEncoding == valueEnc) {
+		return raw
+	}
+	if j.Reencode(nameEnc, valueEnc) != nil {
+		return raw
+	}
+	return j
 }
 
 // callRPC calls the daemon with the configured user/password or cookie.

@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"time"
 
@@ -48,29 +48,34 @@ func (c *prop279Command) Execute([]string) error {
 		}
 	}
 	if addr != "" {
-		lookup = func(ctx context.Context, name, stream string) ([]byte, error) {
-			opts := map[string]any{"valueEncoding": "hex"}
-			if stream != "" {
-				opts["streamID"] = stream
-			}
-			raw, err := callRPC(ctx, addr, cfg, r, "name_show", []any{name, opts})
-			var rerr *rpc.Error
-			if errors.As(err, &rerr) && rerr.Code == rpc.CodeNameNotFound {
-				return nil, prop279.ErrNotFound
-			}
-			if err != nil {
-				return nil, err
-			}
-			var res struct {
-				Value string `json:"value"`
-			}
-			if err := json.Unmarshal(raw, &res); err != nil {
-				return nil, err
-			}
-			return hex.DecodeString(res.Value)
-		}
+		lookup = rpcLookup(addr, cfg, r)
 	}
 	return prop279.Serve(ctx, os.Stdin, os.Stdout, lookup, time.Duration(c.Timeout)*time.Millisecond, log)
+}
+
+// rpcLookup answers Prop279 lookups through a daemon's name_show. The
+// value is read in the encoding the answer names: hex is asked for (any
+// bytes survive it), but a server that ignores the option still works.
+func rpcLookup(addr string, cfg *config, r *resolved) prop279.Lookup {
+	return func(ctx context.Context, name, stream string) ([]byte, error) {
+		opts := map[string]any{"valueEncoding": "hex"}
+		if stream != "" {
+			opts["streamID"] = stream
+		}
+		raw, err := callRPC(ctx, addr, cfg, r, "name_show", []any{name, opts})
+		var rerr *rpc.Error
+		if errors.As(err, &rerr) && rerr.Code == rpc.CodeNameNotFound {
+			return nil, prop279.ErrNotFound
+		}
+		if err != nil {
+			return nil, err
+		}
+		var res spv.NameShowJSON
+		if err := json.Unmarshal(raw, &res); err != nil {
+			return nil, fmt.Errorf("name_show answer: %w", err)
+		}
+		return res.ValueBytes()
+	}
 }
 
 // engineLookup answers Prop279 lookups from the local engine.
