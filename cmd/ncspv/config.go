@@ -35,7 +35,7 @@ type config struct {
 	RPCUser       string   `long:"rpcuser" description:"RPC user name (with --rpcpass; else a cookie file is used)"`
 	RPCPass       string   `long:"rpcpass" default-mask:"-" description:"RPC password"`
 	RPCCookie     string   `long:"rpccookie" description:"Cookie file for RPC authentication (default: <datadir>/<network>/.cookie, or $RUNTIME_DIRECTORY/.cookie under systemd)"`
-	Confirmations int      `long:"confirmations" default:"12" description:"Confirmations a name update needs"`
+	Confirmations int      `long:"confirmations" default:"12" description:"Confirmations a name update should have: the newest update this deep answers while live; a fresher one answers only when none is"`
 	Follow        bool     `long:"follow" description:"Keep syncing while idle (otherwise a lookup catches up first, and an idle ncspv makes no traffic)"`
 	DebugLevel    string   `long:"debuglevel" default:"info" description:"Log level: debug, info, warn or error (names and stream IDs are logged at debug only)"`
 }
