@@ -42,7 +42,15 @@ var (
 	ErrBadReply            = errors.New("server reply has the wrong shape")
 	ErrUnsupportedProtocol = errors.New("server does not speak protocol 1.4.1-1.4.3")
 	ErrNotSupported        = errors.New("method needs a newer protocol than the server agreed")
+	// ErrStalled: the server did not finish the connection's handshake
+	// (connect, TLS, server.version) within Config.HandshakeTimeout.
+	ErrStalled = errors.New("server did not answer in time")
 )
+
+// DefaultHandshakeTimeout bounds connecting, TLS and server.version
+// together. Through Tor a new circuit to an onion server (build plus
+// rendezvous) takes seconds, rarely more than half a minute.
+const DefaultHandshakeTimeout = 45 * time.Second
 
 // RPCError is an error object returned by the server.
 type RPCError struct {
@@ -66,6 +74,10 @@ type Config struct {
 	ClientName string
 	// MaxLine caps one reply line (default DefaultMaxLine).
 	MaxLine int
+	// HandshakeTimeout bounds the dial, the TLS handshake and
+	// server.version (default DefaultHandshakeTimeout): a server that
+	// accepts the connection and says nothing fails with ErrStalled.
+	HandshakeTimeout time.Duration
 	// Logger receives debug lines; nil is silent.
 	Logger *slog.Logger
 }
@@ -105,6 +117,19 @@ func Dial(ctx context.Context, server Server, cfg Config) (*Client, error) {
 	if server.TLS && cfg.Pins == nil {
 		return nil, errors.New("electrumx: TLS server without a certificate pin store")
 	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	hctx, cancel := context.WithTimeout(ctx, cfg.HandshakeTimeout)
+	defer cancel()
+	c, err := dialAndNegotiate(hctx, server, cfg)
+	if err != nil && ctx.Err() == nil && hctx.Err() != nil {
+		return nil, fmt.Errorf("%w: %s: no handshake within %v: %w", ErrStalled, server, cfg.HandshakeTimeout, err)
+	}
+	return c, err
+}
+
+func dialAndNegotiate(ctx context.Context, server Server, cfg Config) (*Client, error) {
 	conn, err := cfg.Dial(ctx, "tcp", server.Addr())
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", server, err)

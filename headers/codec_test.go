@@ -176,3 +176,25 @@ func TestHostileCountsDoNotAllocate(t *testing.T) {
 
 // DefaultTestVersion is an AuxPoW version with chain ID 1.
 const DefaultTestVersion = 4 | VersionAuxPoW | VersionChainStart
+
+// TestParseFullHeadersNBounded: a reply with more headers than asked for
+// is refused after the ones asked for; 5 MB of zeros (65,536 bare
+// headers) costs what 126 headers cost, not 65,536 parsed headers.
+func TestParseFullHeadersNBounded(t *testing.T) {
+	zeros := make([]byte, 5<<20)
+	var err error
+	allocs := testing.AllocsPerRun(1, func() { _, err = ParseFullHeadersN(zeros, 126) })
+	if !errors.Is(err, ErrTooManyHeaders) {
+		t.Fatalf("5 MB of zeros for 126 headers: %v", err)
+	}
+	if allocs > 300 {
+		t.Fatalf("%v allocations to refuse it, want about 126", allocs)
+	}
+	hdrs, err := ParseFullHeadersN(zeros[:126*HeaderSize], 126)
+	if err != nil || len(hdrs) != 126 {
+		t.Fatalf("exactly 126: %d %v", len(hdrs), err)
+	}
+	if hdrs, err = ParseFullHeadersN(zeros[:3*HeaderSize], 126); err != nil || len(hdrs) != 3 {
+		t.Fatalf("fewer than asked for: %d %v", len(hdrs), err)
+	}
+}

@@ -138,15 +138,33 @@ func ParseFullHeader(b []byte) (*FullHeader, int, error) {
 // ElectrumX chunk. It trusts no count from the server: it reads headers
 // until the bytes run out and fails on any trailing garbage.
 func ParseFullHeaders(b []byte) ([]*FullHeader, error) {
+	return ParseFullHeadersN(b, -1)
+}
+
+// ErrTooManyHeaders: a reply holds more headers than were asked for.
+var ErrTooManyHeaders = errors.New("more headers than asked for")
+
+// ParseFullHeadersN is ParseFullHeaders for a reply that should hold at
+// most n headers (n < 0: any number). It stops at the n+1st with
+// ErrTooManyHeaders, so that a reply of megabytes (10 MB of zeros parse as
+// 65,536 bare headers) costs no more than the n headers it may hold.
+func ParseFullHeadersN(b []byte, n int) ([]*FullHeader, error) {
 	// Each header uses at least 80 bytes; a typical AuxPoW one ~300-2000.
-	out := make([]*FullHeader, 0, min(len(b)/HeaderSize, 2016))
+	capacity := min(len(b)/HeaderSize, 2016)
+	if n >= 0 {
+		capacity = min(capacity, n)
+	}
+	out := make([]*FullHeader, 0, capacity)
 	for off := 0; off < len(b); {
-		fh, n, err := ParseFullHeader(b[off:])
+		if n >= 0 && len(out) == n {
+			return nil, fmt.Errorf("%w: %d bytes after %d headers", ErrTooManyHeaders, len(b)-off, n)
+		}
+		fh, size, err := ParseFullHeader(b[off:])
 		if err != nil {
 			return nil, fmt.Errorf("header %d at byte %d: %w", len(out), off, err)
 		}
 		out = append(out, fh)
-		off += n
+		off += size
 	}
 	return out, nil
 }

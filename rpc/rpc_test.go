@@ -3,6 +3,7 @@ package rpc_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -387,5 +388,70 @@ func TestStopAndCookieRemoval(t *testing.T) {
 	}
 	if _, err := rpc.New(rpc.Config{Backend: stub{}}); err == nil {
 		t.Fatal("a server without password or cookie was created")
+	}
+}
+
+// TestSlowBodiesDoNotStarve: clients that authenticate and then send
+// their bodies slowly (or never) do not hold the request slots: every
+// slot taken that way, getblockcount still answers at once. Paths other
+// than / are 404, as in Core.
+func TestSlowBodiesDoNotStarve(t *testing.T) {
+	addr, srv := serve(t, rpc.Config{Backend: stub{}, User: "u", Pass: "p", MaxConcurrent: 4})
+	_ = srv
+	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("u:p"))
+	for range 16 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: x\r\nAuthorization: %s\r\nContent-Length: 100\r\n\r\n{", auth)
+	}
+	time.Sleep(100 * time.Millisecond) // let the handlers start reading
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+addr+"/", strings.NewReader(`{"method":"getblockcount","id":1}`))
+	req.SetBasicAuth("u", "p")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("getblockcount while slow clients hold their bodies: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("getblockcount: %d", resp.StatusCode)
+	}
+	for _, path := range []string{"/wallet/x", "/x", "/rest/chaininfo.json"} {
+		if r := postPath(t, addr, path); r != 404 {
+			t.Errorf("%s: %d, want 404", path, r)
+		}
+	}
+}
+
+func postPath(t *testing.T, addr, path string) int {
+	t.Helper()
+	req, _ := http.NewRequest("POST", "http://"+addr+path, strings.NewReader(`{"method":"getblockcount"}`))
+	req.SetBasicAuth("u", "p")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestCookieWriteFailure: a cookie that cannot be written leaves no
+// temporary file behind.
+func TestCookieWriteFailure(t *testing.T) {
+	dir := t.TempDir()
+	cookie := filepath.Join(dir, ".cookie")
+	// A non-empty directory where the cookie goes: the rename fails.
+	if err := os.MkdirAll(filepath.Join(cookie, "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rpc.New(rpc.Config{Backend: stub{}, CookiePath: cookie}); err == nil {
+		t.Fatal("cookie written over a directory")
+	}
+	if _, err := os.Stat(cookie + ".tmp"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("temporary cookie left behind: %v", err)
 	}
 }

@@ -140,10 +140,12 @@ func writeCookie(path string) (string, string, error) {
 		return "", "", fmt.Errorf("cookie directory: %w", err)
 	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(CookieUser+":"+pass), 0o600); err != nil {
-		return "", "", fmt.Errorf("write cookie: %w", err)
+	err := os.WriteFile(tmp, []byte(CookieUser+":"+pass), 0o600)
+	if err == nil {
+		err = os.Rename(tmp, path)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err != nil {
+		os.Remove(tmp) // a full disk leaves an empty one behind
 		return "", "", fmt.Errorf("write cookie: %w", err)
 	}
 	return CookieUser, pass, nil
@@ -192,8 +194,17 @@ type request struct {
 	ID      json.RawMessage `json:"id"`
 }
 
+// bodyTimeout bounds reading one request body: a client that sends its
+// body slowly is cut off instead of holding a connection for long.
+const bodyTimeout = 10 * time.Second
+
 // ServeHTTP implements http.Handler: POST / only, authenticated.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/" {
+		// Core serves / and its wallets' paths; ncspv has no wallet.
+		http.NotFound(w, r)
+		return
+	}
 	if !s.authorized(r) {
 		// A short pause makes guessing slow, as Core does.
 		time.Sleep(250 * time.Millisecond)
@@ -206,13 +217,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "JSONRPC server handles only POST requests", http.StatusMethodNotAllowed)
 		return
 	}
-	select {
-	case s.sem <- struct{}{}:
-		defer func() { <-s.sem }()
-	case <-r.Context().Done():
-		return
-	}
+	// The body is read whole, within a size and a time limit, before the
+	// request takes one of the MaxConcurrent slots: clients that send
+	// their bodies slowly must not hold the slots others need.
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Now().Add(bodyTimeout))
 	body, err := readBody(w, r, s.cfg.MaxBody)
+	// Read: the deadline goes, or the server's background read would hit
+	// it and cancel a lookup still running.
+	rc.SetReadDeadline(time.Time{})
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -220,6 +233,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		http.Error(w, "cannot read request", http.StatusBadRequest)
+		return
+	}
+	select {
+	case s.sem <- struct{}{}:
+		defer func() { <-s.sem }()
+	case <-r.Context().Done():
 		return
 	}
 	trimmed := strings.TrimSpace(string(body))

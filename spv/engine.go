@@ -201,6 +201,12 @@ func (e *Engine) demote(s electrumx.Server, reason error, inLookup bool) {
 	e.log.Warn("server demoted", "server", s.String(), "reason", reason)
 }
 
+// stalled reports a server that did not answer in time (its handshake or
+// a request), as opposed to one that refused or broke the connection.
+func stalled(err error) bool {
+	return errors.Is(err, electrumx.ErrStalled) || errors.Is(err, context.DeadlineExceeded)
+}
+
 // syncConn returns the sync connection to s (sync's own isolation group).
 func (e *Engine) syncConn(ctx context.Context, s electrumx.Server) (*electrumx.Client, error) {
 	g := e.cfg.Router.ForSync()
@@ -237,10 +243,17 @@ func (e *Engine) Sync(ctx context.Context) error {
 		}
 		var lieErr *LieError
 		var ruleErr headers.RuleError
-		if errors.As(err, &lieErr) || errors.As(err, &ruleErr) || errors.Is(err, headers.ErrNotMoreWork) {
+		switch {
+		case errors.As(err, &lieErr) || errors.As(err, &ruleErr) || errors.Is(err, headers.ErrNotMoreWork):
 			e.demote(s, err, false)
-		} else {
-			e.log.Debug("sync from server failed", "server", s.String(), "err", err)
+		case stalled(err):
+			// Asked last from now on; the next server is tried.
+			e.mu.Lock()
+			e.demotedTill[s.String()] = e.cfg.Now().Add(e.cfg.DemoteFor)
+			e.mu.Unlock()
+			e.log.Warn("server stalled during sync; trying the next one", "server", s.String(), "err", err)
+		default:
+			e.log.Info("sync from server failed", "server", s.String(), "err", err)
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", s, err))
 	}

@@ -90,7 +90,8 @@ func newEngine(t *testing.T, p *headers.Params, servers []electrumx.Server, conf
 }
 
 // newEngineConfig completes cfg with what every test engine has: a fresh
-// store from the network's checkpoint, a pool pinning in memory, direct
+// store from the network's checkpoint, a pool pinning in memory (unless cfg
+// has one), direct
 // connections and regtest addresses (unless cfg sets them).
 func newEngineConfig(t *testing.T, cfg spv.Config) (*spv.Engine, *headers.Store) {
 	t.Helper()
@@ -100,9 +101,11 @@ func newEngineConfig(t *testing.T, cfg spv.Config) (*spv.Engine, *headers.Store)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	pool := electrumx.NewPool(electrumx.Config{Pins: &electrumx.PinStore{}})
-	t.Cleanup(pool.Close)
-	cfg.Store, cfg.Pool = store, pool
+	if cfg.Pool == nil {
+		cfg.Pool = electrumx.NewPool(electrumx.Config{Pins: &electrumx.PinStore{}})
+		t.Cleanup(cfg.Pool.Close)
+	}
+	cfg.Store = store
 	if cfg.Router == nil {
 		cfg.Router = tor.NewRouter(tor.Direct)
 	}

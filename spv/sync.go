@@ -103,6 +103,11 @@ func (e *Engine) syncWith(ctx context.Context, s electrumx.Server) error {
 		if err != nil {
 			return err
 		}
+		if n == 0 {
+			// Its announced tip is a claim it does not back: asking again
+			// would only repeat empty replies (a busy loop).
+			return lie(s.String(), "announced tip %d but sent no header from %d", serverTip, next)
+		}
 	}
 	progress.done(e.cfg.Store.Tip().Height)
 	return nil
@@ -169,7 +174,12 @@ func (e *Engine) fetchRange(ctx context.Context, c *electrumx.Client, start, end
 					return
 				}
 				res := chunkResult{start: from}
-				fhs, perr := headers.ParseFullHeaders(r.Raw)
+				fhs, perr := headers.ParseFullHeadersN(r.Raw, int(count))
+				if errors.Is(perr, headers.ErrTooManyHeaders) {
+					r.Release()
+					sl.ch <- chunkResult{start: from, err: lie(c.Server().String(), "chunk at %d: %v", from, perr)}
+					return
+				}
 				if perr != nil {
 					res.parseErr = perr
 				} else {
@@ -450,8 +460,9 @@ func (e *Engine) reorgTo(ctx context.Context, c *electrumx.Client, fork, serverT
 		if err != nil {
 			return err
 		}
-		fhs, err := headers.ParseFullHeaders(r.Raw)
+		fhs, err := headers.ParseFullHeadersN(r.Raw, int(count))
 		if err != nil {
+			r.Release()
 			return lie(c.Server().String(), "branch chunk at %d: %v", from, err)
 		}
 		branch = append(branch, headers.Precheck(fhs, e.cfg.Params)...)
@@ -541,8 +552,11 @@ func (e *Engine) scanForFork(ctx context.Context, c *electrumx.Client, lo, hi in
 	if err != nil {
 		return 0, false, err
 	}
-	fhs, perr := headers.ParseFullHeaders(r.Raw)
+	fhs, perr := headers.ParseFullHeadersN(r.Raw, count)
 	r.Release()
+	if errors.Is(perr, headers.ErrTooManyHeaders) {
+		return 0, false, lie(c.Server().String(), "fork search at %d: %v", lo, perr)
+	}
 	if perr != nil {
 		e.log.Warn("headers reply does not parse; falling back to single headers",
 			"server", c.Server().String(), "start", lo, "err", perr)

@@ -1,0 +1,124 @@
+package spv_test
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ncspv/ncspv/electrumx"
+	"github.com/ncspv/ncspv/electrumx/electrumxtest"
+	"github.com/ncspv/ncspv/headers"
+	"github.com/ncspv/ncspv/spv"
+	"github.com/ncspv/ncspv/tor"
+)
+
+// hostilePair starts an honest server and one that misbehaves through
+// hook, both serving the named test chain, and an engine that knows the
+// misbehaving one first.
+func hostilePair(t *testing.T, hook electrumxtest.Hook, logs *lockedBuffer) (*spv.Engine, *headers.Store, *electrumxtest.Server, *namedChain) {
+	t.Helper()
+	nc := buildNamedChain(31)
+	honest := startServer(t, nc.backend(), "1.4.3")
+	bad := startServer(t, nc.backend(), "1.4.3")
+	bad.SetHook(hook)
+	var log *slog.Logger
+	if logs != nil {
+		log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	pool := electrumx.NewPool(electrumx.Config{HandshakeTimeout: 300 * time.Millisecond})
+	t.Cleanup(pool.Close)
+	e, store := newEngineConfig(t, spv.Config{Params: &headers.RegTestParams, Pool: pool,
+		Servers: []electrumx.Server{bad.Address(), honest.Address()}, Confirmations: 3, QueryServers: 1,
+		RequestTimeout: time.Second, Logger: log})
+	return e, store, bad, nc
+}
+
+// TestSilentServer: a server that accepts the connection and never says
+// a word cannot hold the first sync: the handshake times out, the log
+// names the server, the honest one syncs and lookups answer.
+func TestSilentServer(t *testing.T) {
+	var logs lockedBuffer
+	e, store, bad, nc := hostilePair(t, func(electrumxtest.Request) *electrumxtest.Action {
+		return &electrumxtest.Action{NoReply: true}
+	}, &logs)
+	for range 3 { // whatever order the servers come in
+		ctx := syncEngine(t, e)
+		if store.Tip().Hash != nc.g.Tip().Hash {
+			t.Fatalf("tip %d", store.Tip().Height)
+		}
+		r, err := e.NameShow(ctx, []byte("d/ascii"), spv.LookupOptions{})
+		if err != nil || string(r.Value) != `{"ip":"10.0.0.2","tor":"example.onion"}` {
+			t.Fatalf("lookup with a silent server configured: %+v %v", r, err)
+		}
+	}
+	if !strings.Contains(logs.String(), "stalled") || !strings.Contains(logs.String(), bad.Address().String()) {
+		t.Fatalf("the log does not say which server stalled:\n%s", logs.String())
+	}
+}
+
+// TestSilentServerHandshake: a stalled handshake is ErrStalled, not a
+// wait without end.
+func TestSilentServerHandshake(t *testing.T) {
+	srv := startServer(t, buildNamedChain(32).backend(), "1.4.3")
+	srv.SetHook(func(electrumxtest.Request) *electrumxtest.Action { return &electrumxtest.Action{NoReply: true} })
+	_, err := electrumx.Dial(context.Background(), srv.Address(), electrumx.Config{
+		Dial: electrumx.DialFunc(tor.Direct.Dialer(tor.Fresh())), HandshakeTimeout: 200 * time.Millisecond})
+	if !errors.Is(err, electrumx.ErrStalled) {
+		t.Fatalf("silent server.version: %v, want ErrStalled", err)
+	}
+}
+
+// TestFakeTip: a server that announces a tip far above its chain and
+// answers past its real tip with empty chunks is a liar after one empty
+// reply: a bounded number of requests, no busy loop, the honest chain is
+// the tip and getblockchaininfo's headers count only what was proven.
+func TestFakeTip(t *testing.T) {
+	var fake *electrumxtest.Server
+	e, store, bad, nc := hostilePair(t, func(r electrumxtest.Request) *electrumxtest.Action {
+		if r.Method != "blockchain.headers.subscribe" {
+			return nil
+		}
+		tip := fake.Backend.Tip()
+		raw, _ := fake.Backend.Header(tip)
+		return &electrumxtest.Action{Result: map[string]any{"height": tip + 100000, "hex": hex.EncodeToString(raw)}}
+	}, nil)
+	fake = bad
+	for range 5 {
+		syncEngine(t, e)
+	}
+	if store.Tip().Hash != nc.g.Tip().Hash {
+		t.Fatalf("tip %d", store.Tip().Height)
+	}
+	if n := bad.Requests("blockchain.block.headers"); n > 10 {
+		t.Fatalf("%d chunk requests to the server with a fake tip", n)
+	}
+	if st := e.State(); st.Height != nc.g.Tip().Height {
+		t.Fatalf("state %+v", st)
+	}
+}
+
+// TestHugeZeroReply: 10 MB of zeros for a chunk (65,536 bare headers)
+// is a lie, refused without parsing past the headers asked for; the
+// honest server's chain is the tip.
+func TestHugeZeroReply(t *testing.T) {
+	zeros := strings.Repeat("0", 10<<20)
+	e, store, bad, nc := hostilePair(t, func(r electrumxtest.Request) *electrumxtest.Action {
+		if r.Method != "blockchain.block.headers" {
+			return nil
+		}
+		return &electrumxtest.Action{Result: map[string]any{"count": 126, "max": 2016, "hex": zeros}}
+	}, nil)
+	for range 3 {
+		syncEngine(t, e)
+	}
+	if store.Tip().Hash != nc.g.Tip().Hash {
+		t.Fatalf("tip %d", store.Tip().Height)
+	}
+	if d := e.Demoted(); len(d) != 1 || d[0] != bad.Address().String() {
+		t.Fatalf("demoted %v", d)
+	}
+}
