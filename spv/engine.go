@@ -186,6 +186,12 @@ func (e *Engine) servers() []electrumx.Server {
 	return append(good, bad...)
 }
 
+func (e *Engine) isDemoted(s electrumx.Server) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cfg.Now().Before(e.demotedTill[s.String()])
+}
+
 // demote avoids a server that lied, for DemoteFor. The reason for a
 // lookup's lie names transactions or heights of the looked-up name, which
 // the logs keep to debug level, like the name itself.
@@ -226,6 +232,13 @@ func (e *Engine) Sync(ctx context.Context) error {
 		if ok >= e.cfg.QueryServers {
 			break
 		}
+		if ok > 0 && e.isDemoted(s) {
+			// Demoted servers come last and are asked only while no
+			// server has served the sync: a server that lied or stalled
+			// is left alone for DemoteFor, instead of being asked again
+			// on every sync.
+			break
+		}
 		err := e.syncWith(ctx, s)
 		if errors.Is(err, ErrHeaderFromFuture) {
 			// Not the server's fault, and what came before that header
@@ -241,10 +254,16 @@ func (e *Engine) Sync(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if errors.Is(err, ErrStoreWrite) {
+			// Another server would not make the disk any emptier.
+			e.log.Error("sync stopped: the header database cannot be written; lookups go on with the headers stored", "err", err)
+			return err
+		}
 		var lieErr *LieError
 		var ruleErr headers.RuleError
 		switch {
-		case errors.As(err, &lieErr) || errors.As(err, &ruleErr) || errors.Is(err, headers.ErrNotMoreWork):
+		case errors.As(err, &lieErr) || errors.As(err, &ruleErr) || errors.Is(err, headers.ErrNotMoreWork),
+			errors.Is(err, electrumx.ErrBadReply), errors.Is(err, electrumx.ErrProtocol), errors.Is(err, electrumx.ErrReplyTooLarge):
 			e.demote(s, err, false)
 		case stalled(err):
 			// Asked last from now on; the next server is tried.

@@ -40,6 +40,9 @@ var (
 	ErrNoServer = errors.New("no ElectrumX server reachable")
 	// ErrAllServersLied: every server that answered was caught lying.
 	ErrAllServersLied = errors.New("every ElectrumX server that answered failed verification")
+	// ErrStoreWrite: the header database could not be written (a full
+	// disk, say). No server is to blame, and what is stored still serves.
+	ErrStoreWrite = errors.New("cannot write the header database")
 	// ErrUnprovable: the name's newest update is in a block whose header
 	// is neither stored (pruned) nor under the checkpoint, so it cannot be verified or shown.
 	ErrUnprovable = errors.New("the name cannot be shown: its update is in a block whose header ncspv does not keep (pruned, above the checkpoint)")

@@ -3,6 +3,7 @@ package spv_test
 import (
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"strings"
@@ -18,7 +19,7 @@ import (
 
 // hostilePair starts an honest server and one that misbehaves through
 // hook, both serving the named test chain, and an engine that knows the
-// misbehaving one first.
+// misbehaving one; every sync asks both.
 func hostilePair(t *testing.T, hook electrumxtest.Hook, logs *lockedBuffer) (*spv.Engine, *headers.Store, *electrumxtest.Server, *namedChain) {
 	t.Helper()
 	nc := buildNamedChain(31)
@@ -32,7 +33,7 @@ func hostilePair(t *testing.T, hook electrumxtest.Hook, logs *lockedBuffer) (*sp
 	pool := electrumx.NewPool(electrumx.Config{HandshakeTimeout: 300 * time.Millisecond})
 	t.Cleanup(pool.Close)
 	e, store := newEngineConfig(t, spv.Config{Params: &headers.RegTestParams, Pool: pool,
-		Servers: []electrumx.Server{bad.Address(), honest.Address()}, Confirmations: 3, QueryServers: 1,
+		Servers: []electrumx.Server{bad.Address(), honest.Address()}, Confirmations: 3, QueryServers: 2,
 		RequestTimeout: time.Second, Logger: log})
 	return e, store, bad, nc
 }
@@ -118,7 +119,59 @@ func TestHugeZeroReply(t *testing.T) {
 	if store.Tip().Hash != nc.g.Tip().Hash {
 		t.Fatalf("tip %d", store.Tip().Height)
 	}
-	if d := e.Demoted(); len(d) != 1 || d[0] != bad.Address().String() {
-		t.Fatalf("demoted %v", d)
+	// Alone, the server is caught at its first chunk.
+	alone, _ := newEngineConfig(t, spv.Config{Params: &headers.RegTestParams,
+		Servers: []electrumx.Server{bad.Address()}, QueryServers: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var le *spv.LieError
+	if err := alone.Sync(ctx); !errors.As(err, &le) || len(alone.Demoted()) != 1 {
+		t.Fatalf("sync from the server alone: %v, demoted %v", err, alone.Demoted())
+	}
+}
+
+// TestBadHeaderKeepsValidPrefix: a chunk whose 30th header is forged
+// still gives the 29 valid headers before it.
+func TestBadHeaderKeepsValidPrefix(t *testing.T) {
+	nc := buildNamedChain(33)
+	b := nc.backend()
+	forged := *nc.g.Blocks[30].Header
+	forged.Header.Nonce++
+	b.ReplaceHeader(30, forged.Serialize())
+	srv := startServer(t, b, "1.4.3")
+	e, store := newEngineConfig(t, spv.Config{Params: &headers.RegTestParams,
+		Servers: []electrumx.Server{srv.Address()}, QueryServers: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var le *spv.LieError
+	if err := e.Sync(ctx); !errors.As(err, &le) {
+		t.Fatalf("sync: %v, want a lie", err)
+	}
+	if tip := store.Tip(); tip.Height != 29 || tip.Hash != nc.g.Blocks[29].Hash {
+		t.Fatalf("tip %d, want the 29 headers before the forged one", tip.Height)
+	}
+}
+
+// TestAbsurdMerklePosition: a merkle position of 2^70 is the server's
+// lie (it is demoted), not a failure of the network.
+func TestAbsurdMerklePosition(t *testing.T) {
+	nc := buildNamedChain(34)
+	srv := startServer(t, nc.backend(), "1.4.3")
+	srv.SetHook(func(r electrumxtest.Request) *electrumxtest.Action {
+		if r.Method != "blockchain.name.get_value_proof" {
+			return nil
+		}
+		return &electrumxtest.Action{Result: json.RawMessage(`{"` + shOf("d/ascii") +
+			`":[{"height":30,"tx":"00","tx_merkle":{"block_height":30,"merkle":[],"pos":1180591620717411303424}}]}`)}
+	})
+	e, _ := newEngineConfig(t, spv.Config{Params: &headers.RegTestParams,
+		Servers: []electrumx.Server{srv.Address()}, QueryServers: 1, Confirmations: 3})
+	ctx := syncEngine(t, e)
+	if _, err := e.NameShow(ctx, []byte("d/ascii"), spv.LookupOptions{}); !errors.Is(err, spv.ErrAllServersLied) ||
+		!strings.Contains(err.Error(), "1180591620717411303424") {
+		t.Fatalf("pos 2^70: %v, want every server lied", err)
+	}
+	if len(e.Demoted()) != 1 {
+		t.Fatal("not demoted")
 	}
 }

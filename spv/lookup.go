@@ -209,6 +209,11 @@ func (e *Engine) askServer(ctx context.Context, s electrumx.Server, name []byte,
 	} else {
 		out.best, out.err = e.viaHistory(ctx, c, name, sh, tip)
 	}
+	if errors.Is(out.err, electrumx.ErrBadReply) {
+		// A reply that cannot be what the protocol says (a merkle
+		// position of 2^70, say) is the server's doing, not the network's.
+		out.err = lie(s.String(), "%v", out.err)
+	}
 	return out
 }
 

@@ -373,6 +373,10 @@ func newCommitter(store *headers.Store, pend *pending, p *progress) *committer {
 				continue
 			}
 			if err := store.Connect(batch); err != nil {
+				if !errors.Is(err, headers.ErrDoesNotConnect) && !errors.Is(err, headers.ErrNotMoreWork) &&
+					!errors.Is(err, headers.ErrForkTooDeep) {
+					err = fmt.Errorf("%w: %w", ErrStoreWrite, err) // the disk, not the server
+				}
 				cm.mu.Lock()
 				cm.err = err
 				cm.mu.Unlock()
@@ -428,8 +432,9 @@ func (e *Engine) verifyChunk(c *electrumx.Client, pend *pending, start int32, ch
 	}
 	vh, err := headers.VerifyPrechecked(pend, prev, checked, e.cfg.Now(), e.cfg.Params)
 	if err != nil {
-		if errors.Is(err, headers.ErrTimeTooNew) && len(vh) > 0 {
-			// What comes before a header from the future is good: keep it.
+		if len(vh) > 0 {
+			// What comes before a bad header (or one from the future)
+			// passed every rule: keep it.
 			pend.append(vh)
 		}
 		return blame(c.Server().String(), fmt.Sprintf("headers from %d", start), err)
