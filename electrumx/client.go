@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -88,7 +89,7 @@ type Client struct {
 	server Server
 	conn   net.Conn
 	log    *slog.Logger
-	max    int
+	max    atomic.Int64 // bytes one reply line may have
 
 	writeMu sync.Mutex
 
@@ -155,14 +156,11 @@ func newClient(server Server, conn net.Conn, cfg Config) *Client {
 		server:  server,
 		conn:    conn,
 		log:     cfg.Logger,
-		max:     cfg.MaxLine,
 		pending: map[uint64]chan reply{},
 		subs:    map[string][]chan json.RawMessage{},
 		closed:  make(chan struct{}),
 	}
-	if c.max <= 0 {
-		c.max = DefaultMaxLine
-	}
+	c.SetMaxLine(cfg.MaxLine)
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -186,6 +184,17 @@ func (c *Client) negotiate(ctx context.Context, name string) error {
 	}
 	c.software, c.protocol = res[0], res[1]
 	return nil
+}
+
+// SetMaxLine caps the reply lines read from now on (n <= 0:
+// DefaultMaxLine). A caller that knows how large its replies can honestly
+// be (the header sync) sets a tighter cap, so that a hostile server's
+// reply costs no more memory than an honest one could.
+func (c *Client) SetMaxLine(n int) {
+	if n <= 0 {
+		n = DefaultMaxLine
+	}
+	c.max.Store(int64(n))
 }
 
 // Server is the server this client talks to.
@@ -421,9 +430,9 @@ func (c *Client) readLoop() {
 		isHex, err := startsHexReply(r)
 		if err == nil {
 			if isHex {
-				line, hexBody, err = readHexReply(r, c.max)
+				line, hexBody, err = readHexReply(r, int(c.max.Load()))
 			} else {
-				line, err = readLine(r, c.max)
+				line, err = readLine(r, int(c.max.Load()))
 			}
 		}
 		if err != nil {

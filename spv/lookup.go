@@ -114,6 +114,11 @@ func (e *Engine) NameShow(ctx context.Context, name []byte, opts LookupOptions) 
 
 	servers := e.servers()
 	k := min(e.cfg.QueryServers, len(servers))
+	if good := e.undemoted(servers); good > 0 {
+		// A server that lied or stalled is of no use to a lookup while
+		// another is: asking it would only make the caller wait.
+		k = min(k, good)
+	}
 	sh := NameScriptHash(name)
 	outcomes := make([]outcome, k)
 	var wg sync.WaitGroup
@@ -140,6 +145,9 @@ func (e *Engine) NameShow(ctx context.Context, name []byte, opts LookupOptions) 
 			e.demote(o.server, o.err, true)
 			errs = append(errs, o.err)
 		case o.err != nil:
+			if stalled(o.err) && ctx.Err() == nil {
+				e.demoteStalled(o.server, o.err)
+			}
 			errs = append(errs, fmt.Errorf("%s: %w", o.server, o.err))
 		default:
 			answered++

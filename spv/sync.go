@@ -94,8 +94,9 @@ func (e *Engine) syncWith(ctx context.Context, s electrumx.Server) error {
 
 	progress := newProgress(e.log, ours.Height, serverTip)
 	next := ours.Height + 1
+	fellBack := false
 	for next <= serverTip {
-		n, err := e.fetchRange(ctx, c, next, serverTip, progress)
+		n, err := e.fetchRange(ctx, c, next, serverTip, progress, &fellBack)
 		next += n
 		if errors.Is(err, headers.ErrDoesNotConnect) {
 			return e.switchBranch(ctx, c, serverTip)
@@ -152,7 +153,7 @@ func (e *Engine) switchBranch(ctx context.Context, c *electrumx.Client, serverTi
 
 // fetchRange pipelines chunk requests from start to end and stores them
 // in order. It returns how many headers it stored.
-func (e *Engine) fetchRange(ctx context.Context, c *electrumx.Client, start, end int32, p *progress) (int32, error) {
+func (e *Engine) fetchRange(ctx context.Context, c *electrumx.Client, start, end int32, p *progress, fellBack *bool) (int32, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type slot struct {
@@ -231,6 +232,14 @@ func (e *Engine) fetchRange(ctx context.Context, c *electrumx.Client, start, end
 		}
 		checked := res.checked
 		if res.parseErr != nil {
+			if *fellBack {
+				// Once is a server's bug; again, within one sync, it is a
+				// way to keep ncspv parsing megabytes of garbage for every
+				// 100 headers it gets.
+				err := errors.Join(lie(c.Server().String(), "chunk at %d does not parse, again: %v", res.start, res.parseErr), flush())
+				return cm.stored(), err
+			}
+			*fellBack = true
 			e.log.Warn("chunk reply does not parse; falling back to single headers",
 				"server", c.Server().String(), "start", res.start, "err", res.parseErr)
 			fhs, err := e.singleHeaders(ctx, c, res.start, 100)
@@ -528,12 +537,13 @@ const forkWindow = 32
 // findFork finds the highest height at or below from where the server's
 // chain and ours agree. It asks for windows of headers going down from
 // from, each twice as long as the one before, and stops at the first
-// window that holds a header we share. A window holds at most what a sync
-// has in flight (ChunkSize x Pipeline headers), which bounds its memory.
+// window that holds a header we share. A window holds at most what one
+// sync request asks for (ChunkSize), so that its reply fits the sync
+// connection's reply cap. No window goes below the anchor.
 func (e *Engine) findFork(ctx context.Context, c *electrumx.Client, from int32) (int32, error) {
-	base := e.cfg.Store.Base()
+	base := e.cfg.Store.ForkFloor()
 	hi := from
-	largest := int32(max(forkWindow, e.cfg.ChunkSize*e.cfg.Pipeline))
+	largest := int32(max(forkWindow, e.cfg.ChunkSize))
 	for size := int32(forkWindow); ; size = min(2*size, largest) {
 		lo := max(base, hi-size+1)
 		fork, found, err := e.scanForFork(ctx, c, lo, hi)

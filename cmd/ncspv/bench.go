@@ -425,6 +425,9 @@ type benchServerCommand struct {
 	Blocks      int `long:"blocks" default:"20160"`
 	MinCoinbase int `long:"min-coinbase" default:"1000"`
 	MaxCoinbase int `long:"max-coinbase" default:"2000"`
+	// Hostile serves the chain honestly and once per hostile case
+	// (ncspv bench-hostile): "ready HONEST CASE1 CASE2 ...".
+	Hostile bool `long:"hostile"`
 }
 
 func (c *benchServerCommand) Execute([]string) error {
@@ -444,6 +447,9 @@ func (c *benchServerCommand) Execute([]string) error {
 	}
 	b := electrumxtest.FromChain(g)
 	b.IndexNames()
+	if c.Hostile {
+		return serveHostile(b)
+	}
 	s143, err := electrumxtest.NewServer(b, electrumxtest.Options{Pad: true, HoldSmall: time.Second})
 	if err != nil {
 		return err

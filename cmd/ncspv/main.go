@@ -58,7 +58,13 @@ func addCommands(p *flags.Parser) error {
 				"and prints the checkpoint: the cp_height merkle root over them, the last " +
 				"retarget period end below it with its hash, time and chain work, and the " +
 				"next period's bits.", &checkpointCommand{}, false},
+		{"bench-hostile", "Measure what hostile servers cost",
+			"Runs ncspv against fake ElectrumX servers on loopback that misbehave " +
+				"(silent, a fake tip, huge replies, a line without end), each beside " +
+				"an honest one, and reports per case the requests made to it, ncspv's " +
+				"CPU and peak RSS, and the outcome.", &benchHostileCommand{}, false},
 		{"bench-server", "", "", &benchServerCommand{}, true},
+		{"bench-hostile-case", "", "", &benchHostileCaseCommand{}, true},
 		{"manpage", "Write the man page (troff) to standard output", "Writes ncspv(1) generated from the options; SOURCE_DATE_EPOCH sets its date.", &manPageCommand{}, true},
 	}
 	for _, c := range cmds {
