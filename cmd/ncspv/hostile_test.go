@@ -1,0 +1,54 @@
+package main
+
+import (
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestHostileServersMemory builds ncspv (without the race detector,
+// whose runtime would dwarf what is measured) and runs bench-hostile: in
+// every case, each in a process of its own, ncspv's peak RSS stays under
+// 20 MiB, the hostile server is caught or left behind, and the honest
+// server's chain is synced and answers every lookup.
+func TestHostileServersMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds ncspv and runs bench-hostile")
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go tool to build ncspv with")
+	}
+	bin := filepath.Join(t.TempDir(), "ncspv")
+	build := exec.Command(goTool, "build", "-o", bin, ".")
+	build.Env = append(build.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "bench-hostile", "--blocks", "300", "--handshake-timeout", "1").CombinedOutput()
+	if err != nil {
+		t.Fatalf("bench-hostile: %v\n%s", err, out)
+	}
+	rss := regexp.MustCompile(`\| ([0-9.]+) MiB \|`)
+	rows := 0
+	for _, line := range strings.Split(string(out), "\n") {
+		m := rss.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		rows++
+		if mib, _ := strconv.ParseFloat(m[1], 64); mib >= 20 {
+			t.Errorf("peak RSS %s MiB: %s", m[1], line)
+		}
+		if !strings.Contains(line, "demoted") || !strings.Contains(line, "tip 300 of 300, 20/20 lookups answered") {
+			t.Errorf("outcome: %s", line)
+		}
+	}
+	if rows != len(hostileCases) {
+		t.Fatalf("%d cases measured, want %d:\n%s", rows, len(hostileCases), out)
+	}
+	t.Logf("\n%s", out)
+}
