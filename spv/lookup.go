@@ -283,8 +283,53 @@ func streamIsolation(streamID string, s electrumx.Server) string {
 	return streamID + "\x00" + s.String()
 }
 
+// maxProofRefetch bounds the extra get_value_proof calls a lookup makes
+// when the deep entry of a bounded answer is one Core ignores.
+const maxProofRefetch = 3
+
+// valueProofEntries asks for the updates that can matter: with cp_height
+// at the deepest height the policy takes, ElectrumX returns the updates
+// above it and the first at or below it, and stops. Without cp_height it
+// returns every update back to the first gap longer than the expiration
+// depth between two of them: for a name always renewed in time, its whole
+// history (258 entries, 342 KB for a regtest name renewed every 20 blocks,
+// against 2.4 KB). A server that refuses the height (its chain may be
+// shorter than ours) is asked without it.
+func (e *Engine) valueProofEntries(ctx context.Context, c *electrumx.Client, sh string, tip int32) ([]electrumx.ValueProofEntry, error) {
+	cp := tip - e.cfg.Confirmations + 1
+	if cp < 1 {
+		return c.NameGetValueProof(ctx, sh, 0)
+	}
+	var out []electrumx.ValueProofEntry
+	for range maxProofRefetch + 1 {
+		entries, err := c.NameGetValueProof(ctx, sh, cp)
+		var re *electrumx.RPCError
+		if errors.As(err, &re) && out == nil {
+			return c.NameGetValueProof(ctx, sh, 0)
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, entries...)
+		// The answer stops at its first entry at or below cp. When Core
+		// ignores that one (a historic bug), the update before it counts.
+		if len(entries) == 0 {
+			break
+		}
+		last := entries[len(entries)-1]
+		tx, n, perr := headers.ParseTx(last.Tx)
+		if last.Height > cp || perr != nil || n != len(last.Tx) || !e.cfg.Params.IgnoresNameTx(tx.TxID(), last.Height) {
+			break
+		}
+		if cp = last.Height - 1; cp < 1 {
+			break
+		}
+	}
+	return out, nil
+}
+
 func (e *Engine) viaValueProof(ctx context.Context, c *electrumx.Client, name []byte, sh string, tip int32) (*update, error) {
-	entries, err := c.NameGetValueProof(ctx, sh, 0)
+	entries, err := e.valueProofEntries(ctx, c, sh, tip)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package spv_test
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -174,4 +175,80 @@ func TestHistoricBugsIgnored(t *testing.T) {
 	if fmt.Sprint(headers.MainNetParams.IgnoresNameTx(chainhash.Hash{}, 98423)) != "false" {
 		t.Error("an unknown transaction is ignored")
 	}
+}
+
+// TestBoundedValueProof: a name renewed every 5 blocks, 300 times. Real
+// ElectrumX (and the fake, which answers as it does) returns all 300
+// updates without cp_height, since no gap between two is longer than the
+// expiration depth; ncspv asks with cp_height at the policy's deepest
+// height and gets the updates above it and one below. A server that
+// refuses the height is asked without it.
+func TestBoundedValueProof(t *testing.T) {
+	p := &headers.RegTestParams
+	var ops []nameAt
+	for i := range 300 {
+		op := byte(chaingen.OpUpdate)
+		if i == 0 {
+			op = chaingen.OpFirstUpdate
+		}
+		ops = append(ops, nameAt{height: int32(10 + 5*i), name: "d/renewed", value: fmt.Sprintf("v%d", i), op: op})
+	}
+	g, _ := chainWithNames(p, 105, 1510, ops) // last update at 1505
+	b := electrumxtest.FromChain(g)
+	b.IndexNames()
+	srv := startServer(t, b, "1.4.3")
+
+	whole := countEntries(t, srv, shOf("d/renewed"), 0)
+	if whole != 300 {
+		t.Fatalf("without cp_height the fake returned %d entries, real ElectrumX 300", whole)
+	}
+	for _, refuse := range []bool{false, true} {
+		if refuse {
+			srv.SetHook(func(r electrumxtest.Request) *electrumxtest.Action {
+				if r.Method == "blockchain.name.get_value_proof" && len(r.Params) > 1 {
+					return &electrumxtest.Action{Error: &electrumx.RPCError{Code: 1, Message: "cp_height out of range"}}
+				}
+				return nil
+			})
+		}
+		e, _ := newEngine(t, p, []electrumx.Server{srv.Address()}, 12, 1)
+		ctx := syncEngine(t, e)
+		before := len(srv.Log())
+		r, err := e.NameShow(ctx, []byte("d/renewed"), spv.LookupOptions{})
+		if err != nil || string(r.Value) != "v297" { // 1495: the newest with 12 confirmations at 1510
+			t.Fatalf("refuse %v: %+v %v", refuse, r, err)
+		}
+		var asked []string
+		for _, rq := range srv.Log()[before:] {
+			if rq.Method == "blockchain.name.get_value_proof" {
+				asked = append(asked, fmt.Sprint(len(rq.Params)))
+			}
+		}
+		want := "[2]"
+		if refuse {
+			want = "[2 1]"
+		}
+		if fmt.Sprint(asked) != want {
+			t.Errorf("refuse %v: get_value_proof calls with %v parameters, want %s", refuse, asked, want)
+		}
+	}
+	if n := countEntries(t, srv, shOf("d/renewed"), 1499); n != 3 {
+		t.Fatalf("cp_height 1499: %d entries, want 1505, 1500 and 1495", n)
+	}
+}
+
+// countEntries asks srv's get_value_proof directly.
+func countEntries(t *testing.T, srv *electrumxtest.Server, sh string, cp int32) int {
+	t.Helper()
+	srv.SetHook(nil)
+	c, err := electrumx.Dial(context.Background(), srv.Address(), electrumx.Config{Dial: electrumx.DialFunc(tor.Direct.Dialer(tor.Fresh()))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	entries, err := c.NameGetValueProof(context.Background(), sh, cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
 }
