@@ -18,8 +18,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-
-	"golang.org/x/net/proxy"
 )
 
 // Proxy is where Tor's SOCKS port listens, or Direct.
@@ -189,10 +187,6 @@ type proxyDialer struct {
 	proxy string
 }
 
-func (d *proxyDialer) Dial(network, addr string) (net.Conn, error) {
-	return d.DialContext(context.Background(), network, addr)
-}
-
 func (d *proxyDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	c, err := d.Dialer.DialContext(ctx, network, addr)
 	if err != nil {
@@ -214,17 +208,12 @@ func (p Proxy) Dialer(c Credentials) DialFunc {
 		if network != "tcp" && network != "tcp4" && network != "tcp6" {
 			return nil, fmt.Errorf("%w: %s %s", ErrNotTCP, network, addr)
 		}
-		auth := &proxy.Auth{User: c.User, Password: c.Password}
-		d, err := proxy.SOCKS5(p.Network, p.Address, auth, forward)
+		conn, err := forward.DialContext(ctx, p.Network, p.Address)
 		if err != nil {
-			return nil, fmt.Errorf("socks proxy %s: %w", p, err)
+			return nil, err
 		}
-		cd, ok := d.(proxy.ContextDialer)
-		if !ok {
-			return nil, fmt.Errorf("socks proxy %s: dialer cannot take a context", p)
-		}
-		conn, err := cd.DialContext(ctx, "tcp", addr)
-		if err != nil {
+		if err := socksConnect(ctx, conn, addr, c); err != nil {
+			conn.Close()
 			return nil, fmt.Errorf("via Tor SOCKS proxy %s: %w", p, err)
 		}
 		return conn, nil

@@ -3,6 +3,7 @@ package tor_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"path/filepath"
 	"strings"
@@ -254,6 +255,46 @@ func TestMisbehavingProxy(t *testing.T) {
 	}
 	if _, err := g.Dial(context.Background(), "udp", "example.onion:53"); !errors.Is(err, tor.ErrNotTCP) {
 		t.Fatalf("udp through proxy: %v", err)
+	}
+}
+
+// TestIsolationCannotVanish: only username/password authentication is
+// offered to the proxy (what isolates streams in Tor), and a proxy that
+// picks "no authentication" anyway is refused with ErrNoIsolation, never
+// used as one shared circuit.
+func TestIsolationCannotVanish(t *testing.T) {
+	f := newTorFixture(t, nil)
+	g := tor.NewRouter(tor.Proxy{Network: "tcp", Address: f.proxy.Addr()}).ForStream("s1")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := electrumx.Dial(ctx, f.server, electrumx.Config{Dial: electrumx.DialFunc(g.Dial), Pins: &electrumx.PinStore{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	recs := f.proxy.Records()
+	if len(recs) == 0 || recs[0].Methods != "\x02" {
+		t.Fatalf("methods offered: %+v, want username/password only", recs)
+	}
+	// A proxy that answers "no authentication", whatever was offered:
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	defer ln.Close()
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			var b [3]byte
+			io.ReadFull(conn, b[:])
+			conn.Write([]byte{5, 0}) // "no authentication", whatever was offered
+			time.Sleep(100 * time.Millisecond)
+			conn.Close()
+		}
+	}()
+	g = tor.NewRouter(tor.Proxy{Network: "tcp", Address: ln.Addr().String()}).ForStream("s1")
+	if _, err := g.Dial(ctx, "tcp", "example.onion:50002"); !errors.Is(err, tor.ErrNoIsolation) {
+		t.Fatalf("proxy that picked no authentication: %v, want ErrNoIsolation", err)
 	}
 }
 

@@ -20,6 +20,8 @@ type Record struct {
 	Target string
 	// Domain is true when the target was sent as a host name (ATYP 3).
 	Domain bool
+	// Methods are the authentication methods the client offered.
+	Methods string
 }
 
 // Mode makes the proxy misbehave.
@@ -147,7 +149,7 @@ func (p *Proxy) serve(c net.Conn) {
 	}
 	// Like Tor: take username/password when offered (that is what
 	// isolates streams), else no authentication.
-	rec := Record{}
+	rec := Record{Methods: string(methods)}
 	if contains(methods, 2) {
 		c.Write([]byte{5, 2})
 		var err error
@@ -159,6 +161,9 @@ func (p *Proxy) serve(c net.Conn) {
 		c.Write([]byte{5, 0})
 	} else {
 		c.Write([]byte{5, 0xff})
+		p.mu.Lock()
+		p.records = append(p.records, rec)
+		p.mu.Unlock()
 		return
 	}
 

@@ -50,7 +50,7 @@ func TestRecordsAndRelays(t *testing.T) {
 		t.Fatal("unrouted target connected")
 	}
 	recs := p.Records()
-	if len(recs) != 2 || recs[0] != (Record{User: "u", Password: "pw", Target: "service.onion:80", Domain: true}) {
+	if len(recs) != 2 || recs[0] != (Record{User: "u", Password: "pw", Target: "service.onion:80", Domain: true, Methods: "\x00\x02"}) {
 		t.Fatalf("records %+v", recs)
 	}
 }
