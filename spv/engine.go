@@ -49,10 +49,21 @@ type Config struct {
 	RequestTimeout time.Duration
 	// DemoteFor is how long a server caught lying is avoided (default 30 min).
 	DemoteFor time.Duration
+	// LookupDeadline is when a lookup answers with the newest verified
+	// answer in hand instead of waiting for the slowest server (default
+	// DefaultLookupDeadline, under ncprop279's 1.5 s).
+	LookupDeadline time.Duration
+	// BackgroundLookup bounds a lookup whose caller gave up, which goes on
+	// to cache its answer for the caller's retry (default 60 s).
+	BackgroundLookup time.Duration
 
 	Logger *slog.Logger
 	Now    func() time.Time
 }
+
+// DefaultLookupDeadline leaves ncprop279 (which gives up after 1.5 s) and
+// ncdns (1.5 s) time to pass the answer on.
+const DefaultLookupDeadline = 1200 * time.Millisecond
 
 // Engine syncs headers and answers lookups. Safe for concurrent use.
 type Engine struct {
@@ -108,6 +119,12 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.DemoteFor <= 0 {
 		cfg.DemoteFor = 30 * time.Minute
+	}
+	if cfg.LookupDeadline <= 0 {
+		cfg.LookupDeadline = DefaultLookupDeadline
+	}
+	if cfg.BackgroundLookup <= 0 {
+		cfg.BackgroundLookup = 60 * time.Second
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

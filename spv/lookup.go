@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/ncspv/ncspv/electrumx"
@@ -119,58 +120,144 @@ func (e *Engine) NameShow(ctx context.Context, name []byte, opts LookupOptions) 
 		// another is: asking it would only make the caller wait.
 		k = min(k, good)
 	}
-	sh := NameScriptHash(name)
-	outcomes := make([]outcome, k)
-	var wg sync.WaitGroup
-	for i := 1; i < k; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			outcomes[i] = e.askServer(ctx, servers[i], name, sh, opts.StreamID, tip.Height)
-		}(i)
+	if e.bgCtx.Err() != nil {
+		return nil, errors.New("ncspv is shutting down")
 	}
-	// The first server is asked from this goroutine: a fresh one per
-	// lookup spent a tenth of the lookup's CPU growing its stack.
-	outcomes[0] = e.askServer(ctx, servers[0], name, sh, opts.StreamID, tip.Height)
-	wg.Wait()
-
-	var best *update
-	answered, lied := 0, 0
-	var errs []error
-	for _, o := range outcomes {
-		var le *LieError
-		switch {
-		case errors.As(o.err, &le):
-			lied++
-			e.demote(o.server, o.err, true)
-			errs = append(errs, o.err)
-		case o.err != nil:
-			if stalled(o.err) && ctx.Err() == nil {
-				e.demoteStalled(o.server, o.err)
-			}
-			errs = append(errs, fmt.Errorf("%s: %w", o.server, o.err))
-		default:
-			answered++
-			if o.best != nil && e.better(o.best, best, tip.Height) {
-				best = o.best
-			}
+	l := &lookup{e: e, name: name, stream: opts.StreamID, tip: tip, want: k,
+		results: make(chan outcome, k), answered: make(chan struct{}), done: make(chan struct{})}
+	// The servers are asked in the background, bounded by
+	// BackgroundLookup rather than by the caller: when the caller gives
+	// up (ncprop279 after 1.5 s), the answer is still verified and
+	// cached, and Tor's retry of the stream finds it at once.
+	e.bgWG.Add(1)
+	go l.run(servers[:k], NameScriptHash(name))
+	deadline := time.NewTimer(e.cfg.LookupDeadline)
+	defer deadline.Stop()
+	select {
+	case <-l.done: // every server asked has answered
+	case <-l.answered:
+		// One has; the others get until the deadline.
+		select {
+		case <-l.done:
+		case <-deadline.C:
+		case <-ctx.Done():
 		}
+	case <-ctx.Done():
 	}
-	if answered == 0 {
+	best, lookupErr, answered := l.result()
+	if !answered {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		if lied > 0 && lied == len(outcomes) {
-			return nil, fmt.Errorf("%w: %w", ErrAllServersLied, errors.Join(errs...))
+		<-l.done // nothing answered, and all have finished
+		best, lookupErr, _ = l.result()
+	}
+	if lookupErr != nil {
+		var ne *NameError
+		if !errors.As(lookupErr, &ne) {
+			return nil, lookupErr
 		}
-		return nil, noServer(errs)
 	}
-	var lookupErr error
-	if best == nil {
-		lookupErr = &NameError{Kind: NameNeverExisted, Name: name}
-	}
-	e.cache.put(opts.StreamID, name, tip.Hash, best, lookupErr)
 	return e.finish(name, best, lookupErr, tip.Height, opts)
+}
+
+// lookup is one NameShow's servers, asked in parallel. It outlives a
+// caller that gave up: what its servers prove is merged and cached as it
+// arrives, so the newest verified answer is there for the next caller.
+type lookup struct {
+	e      *Engine
+	name   []byte
+	stream string
+	tip    headers.Tip
+	want   int
+
+	results  chan outcome
+	answered chan struct{} // closed at the first answer that verified
+	done     chan struct{} // closed when every server has finished
+
+	mu        sync.Mutex
+	best      *update
+	nAnswered int
+	lied      int
+	errs      []error
+	finished  bool
+}
+
+func (l *lookup) run(servers []electrumx.Server, sh string) {
+	e := l.e
+	defer e.bgWG.Done()
+	ctx, cancel := context.WithTimeout(e.bgCtx, e.cfg.BackgroundLookup)
+	defer cancel()
+	for _, s := range servers {
+		go func() { l.results <- e.askServer(ctx, s, l.name, sh, l.stream, l.tip.Height) }()
+	}
+	answeredOnce := false
+	for range servers {
+		o := <-l.results
+		l.add(o, ctx)
+		if o.err == nil && !answeredOnce {
+			answeredOnce = true
+			close(l.answered)
+		}
+	}
+	l.mu.Lock()
+	l.finished = true
+	l.mu.Unlock()
+	close(l.done)
+}
+
+// add merges one server's outcome and caches the merged answer.
+func (l *lookup) add(o outcome, ctx context.Context) {
+	e := l.e
+	var le *LieError
+	switch {
+	case errors.As(o.err, &le):
+		e.demote(o.server, o.err, true)
+	case o.err != nil && stalled(o.err) && ctx.Err() == nil:
+		e.demoteStalled(o.server, o.err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case le != nil:
+		l.lied++
+		l.errs = append(l.errs, o.err)
+		return
+	case o.err != nil:
+		l.errs = append(l.errs, fmt.Errorf("%s: %w", o.server, o.err))
+		return
+	}
+	l.nAnswered++
+	if o.best != nil && e.better(o.best, l.best, l.tip.Height) {
+		l.best = o.best
+	}
+	var err error
+	if l.best == nil {
+		err = &NameError{Kind: NameNeverExisted, Name: l.name}
+	}
+	e.cache.put(l.stream, l.name, l.tip.Hash, l.best, err)
+}
+
+// result is the merged answer so far: the newest verified update (nil
+// and a NameError when the servers that answered know none), or, when no
+// server has answered, why not (once all have finished), and whether any
+// server has answered.
+func (l *lookup) result() (*update, error, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.nAnswered > 0 {
+		if l.best == nil {
+			return nil, &NameError{Kind: NameNeverExisted, Name: l.name}, true
+		}
+		return l.best, nil, true
+	}
+	if !l.finished {
+		return nil, nil, false
+	}
+	if l.lied > 0 && l.lied == l.want {
+		return nil, fmt.Errorf("%w: %w", ErrAllServersLied, errors.Join(l.errs...)), false
+	}
+	return nil, noServer(l.errs), false
 }
 
 // finish turns a verified update into a result at tip, applying expiry.
@@ -206,7 +293,10 @@ func (e *Engine) finish(name []byte, u *update, err error, tip int32, opts Looku
 // then one batch for the transaction and its proof.
 func (e *Engine) askServer(ctx context.Context, s electrumx.Server, name []byte, sh, streamID string, tip int32) outcome {
 	out := outcome{server: s}
-	g := e.cfg.Router.ForStream(streamIsolation(streamID, s))
+	g := e.cfg.Router.ForAnonymous(s.String())
+	if streamID != "" {
+		g = e.cfg.Router.ForStream(streamIsolation(streamID, s))
+	}
 	c, err := e.cfg.Pool.Get(ctx, s, g.Key, electrumx.DialFunc(g.Dial))
 	if err != nil {
 		out.err = err
@@ -274,12 +364,8 @@ func (e *Engine) provable(height int32) bool {
 }
 
 // streamIsolation keys circuits by stream ID and server, so that the k
-// servers of one lookup go over different circuits; an empty stream ID
-// stays empty (fresh credentials every time).
+// servers of one lookup go over different circuits.
 func streamIsolation(streamID string, s electrumx.Server) string {
-	if streamID == "" {
-		return ""
-	}
 	return streamID + "\x00" + s.String()
 }
 
@@ -500,8 +586,8 @@ func checkMerkleProof(txid chainhash.Hash, branch []chainhash.Hash, pos int, roo
 }
 
 // resultCache keeps verified answers per stream ID until the tip changes.
-// It never serves one stream ID's answer to another, and does not cache
-// anonymous lookups.
+// It never serves one stream ID's answer to another; lookups without a
+// stream ID share one cache of their own, as they share their circuits.
 type resultCache struct {
 	mu      sync.Mutex
 	entries map[string]map[string]cacheEntry
@@ -513,16 +599,18 @@ type cacheEntry struct {
 	err error
 }
 
-const maxCachePerStream = 1000
+// The cache's bounds: names per stream, and streams (Tor opens one per
+// connection a user makes; none of them may grow memory without end).
+const (
+	maxCachePerStream = 1000
+	maxCachedStreams  = 4096
+)
 
 func newResultCache() *resultCache {
 	return &resultCache{entries: map[string]map[string]cacheEntry{}}
 }
 
 func (c *resultCache) get(stream string, name []byte, tip chainhash.Hash) (*update, error, bool) {
-	if stream == "" {
-		return nil, nil, false
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[stream][string(name)]
@@ -533,12 +621,15 @@ func (c *resultCache) get(stream string, name []byte, tip chainhash.Hash) (*upda
 }
 
 func (c *resultCache) put(stream string, name []byte, tip chainhash.Hash, u *update, err error) {
-	if stream == "" {
-		return
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	m := c.entries[stream]
+	if m == nil && len(c.entries) >= maxCachedStreams {
+		for k := range c.entries { // any one: streams are many and short-lived
+			delete(c.entries, k)
+			break
+		}
+	}
 	if m == nil || len(m) >= maxCachePerStream {
 		m = map[string]cacheEntry{}
 		c.entries[stream] = m

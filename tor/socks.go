@@ -148,6 +148,12 @@ func (i *Isolator) ForStream(streamID string) Credentials {
 // ForSync returns the credentials of header sync and other background work.
 func (i *Isolator) ForSync() Credentials { return i.derive("sync", "") }
 
+// ForAnonymous returns the credentials lookups without a stream ID share
+// within scope (ncspv uses one scope per server): a circuit of their own,
+// never the sync's and never a stream's, kept as a namecoind backend
+// would keep its one connection, instead of a new circuit per lookup.
+func (i *Isolator) ForAnonymous(scope string) Credentials { return i.derive("anonymous", scope) }
+
 // Fresh returns random credentials that nothing else uses.
 func Fresh() Credentials {
 	var b [32]byte
@@ -243,6 +249,9 @@ func (r *Router) group(c Credentials) Group {
 
 // ForStream is the group of a lookup stream ID ("" = fresh, unshared).
 func (r *Router) ForStream(streamID string) Group { return r.group(r.Isolator.ForStream(streamID)) }
+
+// ForAnonymous is the group of lookups without a stream ID in scope.
+func (r *Router) ForAnonymous(scope string) Group { return r.group(r.Isolator.ForAnonymous(scope)) }
 
 // ForSync is the group of header sync.
 func (r *Router) ForSync() Group { return r.group(r.Isolator.ForSync()) }

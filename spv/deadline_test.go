@@ -1,0 +1,107 @@
+package spv_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/ncspv/ncspv/electrumx"
+	"github.com/ncspv/ncspv/electrumx/electrumxtest"
+	"github.com/ncspv/ncspv/headers"
+	"github.com/ncspv/ncspv/spv"
+)
+
+const asciiValue = `{"ip":"10.0.0.2","tor":"example.onion"}`
+
+// blockLookups makes srv hold every name lookup until release is closed.
+func blockLookups(srv *electrumxtest.Server, release <-chan struct{}) {
+	srv.SetHook(func(r electrumxtest.Request) *electrumxtest.Action {
+		if r.Method == "blockchain.name.get_value_proof" {
+			<-release
+		}
+		return nil
+	})
+}
+
+// TestCancelledLookupIsCached: a caller that gives up before the server
+// answers (ncprop279 after 1.5 s) does not throw the lookup away: it is
+// verified and cached for that stream ID, and the retry is answered
+// without asking any server.
+func TestCancelledLookupIsCached(t *testing.T) {
+	nc := buildNamedChain(41)
+	srv := startServer(t, nc.backend(), "1.4.3")
+	e, _ := newEngine(t, &headers.RegTestParams, []electrumx.Server{srv.Address()}, 3, 1)
+	syncEngine(t, e)
+	release := make(chan struct{})
+	blockLookups(srv, release)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.NameShow(ctx, []byte("d/ascii"), spv.LookupOptions{StreamID: "tor-stream-7"})
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // the request is at the server
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled caller: %v", err)
+	}
+	close(release)
+	time.Sleep(300 * time.Millisecond) // the background lookup verifies and caches
+	before := srv.Requests("")
+	r, err := e.NameShow(context.Background(), []byte("d/ascii"), spv.LookupOptions{StreamID: "tor-stream-7"})
+	if err != nil || string(r.Value) != asciiValue {
+		t.Fatalf("retry: %+v %v", r, err)
+	}
+	if n := srv.Requests("") - before; n != 0 {
+		t.Fatalf("the retry made %d requests; the cancelled lookup's answer should have been cached", n)
+	}
+}
+
+// TestDeadlineDoesNotWaitForSlowServer: with two servers, one of which
+// holds its answer, the lookup answers at the deadline with the other's
+// verified answer; the slow server is then left out.
+func TestDeadlineDoesNotWaitForSlowServer(t *testing.T) {
+	nc := buildNamedChain(42)
+	fast := startServer(t, nc.backend(), "1.4.3")
+	slow := startServer(t, nc.backend(), "1.4.3")
+	e, _ := newEngineConfig(t, spv.Config{Params: &headers.RegTestParams,
+		Servers: []electrumx.Server{fast.Address(), slow.Address()}, Confirmations: 3, QueryServers: 2,
+		LookupDeadline: 100 * time.Millisecond})
+	syncEngine(t, e)
+	release := make(chan struct{})
+	defer close(release)
+	blockLookups(slow, release)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// Were the lookup to wait for the slow server, it would wait for good.
+	r, err := e.NameShow(ctx, []byte("d/ascii"), spv.LookupOptions{StreamID: "s"})
+	if err != nil || string(r.Value) != asciiValue {
+		t.Fatalf("%+v %v", r, err)
+	}
+	r, err = e.NameShow(ctx, []byte("d/nothing"), spv.LookupOptions{StreamID: "s"})
+	var ne *spv.NameError
+	if !errors.As(err, &ne) {
+		t.Fatalf("missing name: %+v %v", r, err)
+	}
+}
+
+// TestAnonymousLookupsShareACircuit: lookups without a stream ID (ncdns,
+// scripts) reuse one connection per server instead of opening one each,
+// and share one cache.
+func TestAnonymousLookupsShareACircuit(t *testing.T) {
+	nc := buildNamedChain(43)
+	srv := startServer(t, nc.backend(), "1.4.3")
+	e, _ := newEngine(t, &headers.RegTestParams, []electrumx.Server{srv.Address()}, 3, 1)
+	ctx := syncEngine(t, e)
+	accepted := srv.Accepted()
+	for _, name := range []string{"d/ascii", "d/fresh", "d/nothing", "d/ascii"} {
+		e.NameShow(ctx, []byte(name), spv.LookupOptions{})
+	}
+	if n := srv.Accepted() - accepted; n != 1 {
+		t.Fatalf("%d connections for 4 anonymous lookups, want 1", n)
+	}
+	if n := srv.Requests("blockchain.name.get_value_proof"); n != 3 {
+		t.Fatalf("%d lookups asked for 4 anonymous lookups of 3 names, want 3 (one cached)", n)
+	}
+}
