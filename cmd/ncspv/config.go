@@ -31,13 +31,14 @@ type config struct {
 	TorControl         string `long:"torcontrol" description:"Tor control port (host:port) at which the daemon resolves .bit streams itself, in place of StemNS + ncprop279; cookie and safecookie auth are automatic"`
 	TorControlPassword string `long:"torpassword" default-mask:"-" description:"Tor control port password (HashedControlPassword), if cookie authentication is off"`
 
-	RPCListen     []string `long:"rpclisten" description:"Address for the JSON-RPC server; repeatable (default 127.0.0.1:8336 on mainnet, 127.0.0.1:18336 on testnet, 127.0.0.1:18443 on regtest)"`
-	RPCUser       string   `long:"rpcuser" description:"RPC user name (with --rpcpass; else a cookie file is used)"`
-	RPCPass       string   `long:"rpcpass" default-mask:"-" description:"RPC password"`
-	RPCCookie     string   `long:"rpccookie" description:"Cookie file for RPC authentication (default: <datadir>/<network>/.cookie, or $RUNTIME_DIRECTORY/.cookie under systemd)"`
-	Confirmations int      `long:"confirmations" default:"12" description:"Confirmations a name update should have: the newest update this deep answers while live; a fresher one answers only when none is"`
-	Follow        bool     `long:"follow" description:"Keep syncing while idle (otherwise a lookup catches up first, and an idle ncspv makes no traffic)"`
-	DebugLevel    string   `long:"debuglevel" default:"info" description:"Log level: debug, info, warn or error (names and stream IDs are logged at debug only)"`
+	RPCListen      []string `long:"rpclisten" description:"Address for the JSON-RPC server; repeatable (default 127.0.0.1:8336 on mainnet, 127.0.0.1:18336 on testnet, 127.0.0.1:18443 on regtest)"`
+	RPCUser        string   `long:"rpcuser" description:"RPC user name (with --rpcpass; else a cookie file is used)"`
+	RPCPass        string   `long:"rpcpass" default-mask:"-" description:"RPC password"`
+	RPCCookie      string   `long:"rpccookie" description:"Cookie file for RPC authentication (default: <datadir>/<network>/.cookie, or $RUNTIME_DIRECTORY/.cookie under systemd)"`
+	Confirmations  int      `long:"confirmations" default:"12" description:"Confirmations a name update should have: the newest update this deep answers while live; a fresher one answers only when none is"`
+	LookupDeadline int      `long:"lookupdeadline" default:"1200" description:"Milliseconds after which a lookup answers with the newest verified answer in hand instead of waiting for slower servers (ncprop279 and ncdns give up after 1500); a lookup whose caller gave up goes on and is cached for the retry"`
+	Follow         bool     `long:"follow" description:"Keep syncing while idle (otherwise a lookup catches up first, and an idle ncspv makes no traffic)"`
+	DebugLevel     string   `long:"debuglevel" default:"info" description:"Log level: debug, info, warn or error (names and stream IDs are logged at debug only)"`
 }
 
 // network returns the chain parameters the flags select.
@@ -247,6 +248,9 @@ func (c *config) resolve(getenv func(string) string) (*resolved, error) {
 		} else {
 			r.cookie = filepath.Join(r.netDir, ".cookie")
 		}
+	}
+	if c.LookupDeadline < 1 {
+		return nil, fmt.Errorf("--lookupdeadline must be at least 1 (milliseconds), got %d", c.LookupDeadline)
 	}
 	if c.Confirmations < 1 {
 		return nil, fmt.Errorf("--confirmations must be at least 1, got %d", c.Confirmations)

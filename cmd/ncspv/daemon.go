@@ -99,6 +99,7 @@ func openNode(cfg *config, r *resolved, log *slog.Logger) (*node, error) {
 		Params: r.params, Addresses: addrs, Checkpoint: cp, Store: store,
 		Servers: r.servers, Router: tor.NewRouter(r.proxy), Pool: pool,
 		Confirmations: int32(cfg.Confirmations), Logger: log,
+		LookupDeadline: time.Duration(cfg.LookupDeadline) * time.Millisecond,
 	})
 	if err != nil {
 		pool.Close()
