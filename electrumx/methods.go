@@ -305,38 +305,71 @@ type ValueProofEntry struct {
 // NameGetValueProof returns a name's updates newest first, each with its
 // transaction and merkle proof, in one round trip (protocol 1.4.3).
 func (c *Client) NameGetValueProof(ctx context.Context, scriptHash string, cpHeight int32) ([]ValueProofEntry, error) {
+	call, decode, err := c.ValueProofCall(scriptHash, cpHeight)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Call(ctx, call.Method, call.Params, call.Result); err != nil {
+		return nil, err
+	}
+	return decode()
+}
+
+type valueProofJSON map[string][]struct {
+	Height   int32            `json:"height"`
+	Tx       HexBytes         `json:"tx"`
+	TxMerkle merkleJSON       `json:"tx_merkle"`
+	Header   *HeaderProofJSON `json:"header"`
+}
+
+// ValueProofCall is blockchain.name.get_value_proof as a call to send in
+// a batch (protocol 1.4.3); decode reads its result once the batch has
+// been answered (check call.Err first).
+func (c *Client) ValueProofCall(scriptHash string, cpHeight int32) (call *BatchCall, decode func() ([]ValueProofEntry, error), err error) {
 	if !c.HasValueProof() {
-		return nil, fmt.Errorf("%w: blockchain.name.get_value_proof on protocol %s", ErrNotSupported, c.protocol)
+		return nil, nil, fmt.Errorf("%w: blockchain.name.get_value_proof on protocol %s", ErrNotSupported, c.protocol)
 	}
 	params := []any{scriptHash}
 	if cpHeight > 0 {
 		params = append(params, cpHeight)
 	}
-	var j map[string][]struct {
-		Height   int32            `json:"height"`
-		Tx       HexBytes         `json:"tx"`
-		TxMerkle merkleJSON       `json:"tx_merkle"`
-		Header   *HeaderProofJSON `json:"header"`
-	}
-	if err := c.Call(ctx, "blockchain.name.get_value_proof", params, &j); err != nil {
-		return nil, err
-	}
-	entries, ok := j[strings.ToLower(scriptHash)]
-	if !ok || len(j) != 1 {
-		return nil, fmt.Errorf("%w: get_value_proof answered for other script hashes", ErrBadReply)
-	}
-	out := make([]ValueProofEntry, len(entries))
-	for i, e := range entries {
-		out[i] = ValueProofEntry{
-			Height: e.Height,
-			Tx:     e.Tx,
-			Merkle: MerkleProof{BlockHeight: e.Height, Merkle: hashes(e.TxMerkle.Merkle), Pos: e.TxMerkle.Pos},
+	j := valueProofJSON{}
+	call = &BatchCall{Method: "blockchain.name.get_value_proof", Params: params, Result: &j}
+	decode = func() ([]ValueProofEntry, error) {
+		entries, ok := j[strings.ToLower(scriptHash)]
+		if !ok || len(j) != 1 {
+			return nil, fmt.Errorf("%w: get_value_proof answered for other script hashes", ErrBadReply)
 		}
-		if e.Header != nil {
-			out[i].Header = e.Header.Proof()
+		out := make([]ValueProofEntry, len(entries))
+		for i, e := range entries {
+			out[i] = ValueProofEntry{
+				Height: e.Height,
+				Tx:     e.Tx,
+				Merkle: MerkleProof{BlockHeight: e.Height, Merkle: hashes(e.TxMerkle.Merkle), Pos: e.TxMerkle.Pos},
+			}
+			if e.Header != nil {
+				out[i].Header = e.Header.Proof()
+			}
 		}
+		return out, nil
 	}
-	return out, nil
+	return call, decode, nil
+}
+
+// HeadersCall is blockchain.block.headers (full headers, no cp_height) as
+// a call to send in a batch; decode returns the joined headers, which the
+// caller parses itself.
+func HeadersCall(start int32, count int) (call *BatchCall, decode func() ([]byte, error)) {
+	var raw json.RawMessage
+	call = &BatchCall{Method: "blockchain.block.headers", Params: []any{start, count}, Result: &raw}
+	decode = func() ([]byte, error) {
+		r := &HeadersReply{}
+		if err := r.decode(raw, nil); err != nil {
+			return nil, fmt.Errorf("%w: blockchain.block.headers: %v", ErrBadReply, err)
+		}
+		return r.Raw, nil
+	}
+	return call, decode
 }
 
 // Ping checks the connection is alive.

@@ -3,12 +3,14 @@ package spv_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/ncspv/ncspv/electrumx"
 	"github.com/ncspv/ncspv/electrumx/electrumxtest"
 	"github.com/ncspv/ncspv/headers"
+	"github.com/ncspv/ncspv/internal/chaingen"
 	"github.com/ncspv/ncspv/spv"
 )
 
@@ -103,5 +105,67 @@ func TestAnonymousLookupsShareACircuit(t *testing.T) {
 	}
 	if n := srv.Requests("blockchain.name.get_value_proof"); n != 3 {
 		t.Fatalf("%d lookups asked for 4 anonymous lookups of 3 names, want 3 (one cached)", n)
+	}
+}
+
+// TestLookupBringsHeaders: new blocks come with the lookup, on its own
+// circuit, verified and stored; the sync circuit is not woken at the
+// lookup's instant (no request but the lookup's batch reaches the server).
+func TestLookupBringsHeaders(t *testing.T) {
+	nc := buildNamedChain(44)
+	b := electrumxtest.FromChain(&chaingen.Generator{Params: nc.g.Params, Blocks: nc.g.Blocks[:46]})
+	b.IndexNames()
+	srv := startServer(t, b, "1.4.3")
+	e, store := newEngineConfig(t, spv.Config{Params: &headers.RegTestParams,
+		Servers: []electrumx.Server{srv.Address()}, Confirmations: 3, QueryServers: 1,
+		Now: func() time.Time { return time.Now().Add(time.Hour) }}) // every lookup finds the chain stale
+	ctx := syncEngine(t, e)
+	b.AddBlocks(nc.g.Blocks[46:]...)
+	b.IndexNames()
+	before := len(srv.Log())
+	if _, err := e.NameShow(ctx, []byte("d/ascii"), spv.LookupOptions{StreamID: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	if tip := store.Tip(); tip.Hash != nc.g.Tip().Hash {
+		t.Fatalf("tip %d after the lookup, want %d", tip.Height, nc.g.Tip().Height)
+	}
+	var methods []string
+	for _, r := range srv.Log()[before:] {
+		methods = append(methods, r.Method)
+	}
+	if fmt.Sprint(methods) != "[server.version blockchain.name.get_value_proof blockchain.block.headers]" {
+		t.Fatalf("requests during the lookup: %v", methods)
+	}
+}
+
+// TestNoHold: ElectrumX holds replies under 1 KiB for a second (1.20
+// after a connection's first 1 KiB, 1.18 always). A lookup's batch carries
+// headers enough to be over 1 KiB, so neither a found name nor a missing
+// one waits; only 1.18's server.version on a new connection does, once
+// (lookups without a stream ID keep their connection).
+func TestNoHold(t *testing.T) {
+	for _, o := range []electrumxtest.Options{
+		{Pad: true, HoldSmall: time.Second},
+		{Pad: true, HoldSmall: time.Second, HoldFromStart: true},
+	} {
+		nc := buildNamedChain(45)
+		srv, err := electrumxtest.NewServer(nc.backend(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer srv.Close()
+		e, _ := newEngine(t, &headers.RegTestParams, []electrumx.Server{srv.Address()}, 3, 1)
+		ctx := syncEngine(t, e)
+		held := srv.Held()
+		for _, name := range []string{"d/ascii", "d/nothing", "d/fresh", "d/none", "d/ascii2"} {
+			e.NameShow(ctx, []byte(name), spv.LookupOptions{})
+		}
+		want := 0
+		if o.HoldFromStart {
+			want = 1 // server.version of the anonymous connection
+		}
+		if n := srv.Held() - held; n != want {
+			t.Errorf("1.18 timer %v: %d replies held during 5 lookups, want %d", o.HoldFromStart, n, want)
+		}
 	}
 }

@@ -344,12 +344,19 @@ func (e *Engine) Sync(ctx context.Context) error {
 	return nil
 }
 
+// catchUpDelay is how long after a lookup the catch-up it prompted
+// starts: 10 to 70 s, at random.
+func catchUpDelay() time.Duration {
+	return 10*time.Second + rand.N(60*time.Second)
+}
+
 // ensureSynced makes sure a lookup has headers to verify against. Before
-// the first sync it syncs and the lookup waits. After that, a stale chain
-// is caught up in the background and the lookup answers from the headers
-// already stored, so that a slow server (ElectrumX 1.20 holds small replies
-// for up to a second) never delays it; updates above our tip then count as
-// too fresh.
+// the first sync it syncs and the lookup waits. After that, lookups bring
+// the newest headers in their own batches, and a stale chain is caught up
+// in the background some tens of seconds later (never at the lookup's
+// instant); a slow server (ElectrumX 1.20 holds small replies for up to a
+// second) never delays the lookup; updates above our tip count as too
+// fresh.
 func (e *Engine) ensureSynced(ctx context.Context) error {
 	e.mu.Lock()
 	synced := e.synced
@@ -363,6 +370,14 @@ func (e *Engine) ensureSynced(ctx context.Context) error {
 	if start {
 		go func() {
 			defer e.bgWG.Done()
+			// Not at the lookup's instant: the lookup brought the newest
+			// headers on its own circuit, and a catch-up on the sync
+			// circuit at the same moment would tie the two together for
+			// anyone watching both.
+			select {
+			case <-time.After(catchUpDelay()):
+			case <-e.bgCtx.Done():
+			}
 			if err := e.Sync(e.bgCtx); err != nil {
 				e.log.Info("background catch-up failed", "err", err)
 			}

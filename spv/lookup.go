@@ -189,7 +189,7 @@ func (l *lookup) run(servers []electrumx.Server, sh string) {
 	ctx, cancel := context.WithTimeout(e.bgCtx, e.cfg.BackgroundLookup)
 	defer cancel()
 	for _, s := range servers {
-		go func() { l.results <- e.askServer(ctx, s, l.name, sh, l.stream, l.tip.Height) }()
+		go func() { l.results <- e.askServer(ctx, s, l.name, sh, l.stream, l.tip) }()
 	}
 	answeredOnce := false
 	for range servers {
@@ -291,7 +291,7 @@ func (e *Engine) finish(name []byte, u *update, err error, tip int32, opts Looku
 // askServer gets and verifies one server's newest deep-enough update: one
 // round trip with get_value_proof (protocol 1.4.3), else get_history and
 // then one batch for the transaction and its proof.
-func (e *Engine) askServer(ctx context.Context, s electrumx.Server, name []byte, sh, streamID string, tip int32) outcome {
+func (e *Engine) askServer(ctx context.Context, s electrumx.Server, name []byte, sh, streamID string, tip headers.Tip) outcome {
 	out := outcome{server: s}
 	g := e.cfg.Router.ForAnonymous(s.String())
 	if streamID != "" {
@@ -302,12 +302,13 @@ func (e *Engine) askServer(ctx context.Context, s electrumx.Server, name []byte,
 		out.err = err
 		return out
 	}
+	c.SetMaxLine(lookupLineLimit)
 	if c.HasValueProof() {
 		out.best, out.err = e.viaValueProof(ctx, c, name, sh, tip)
 	} else {
-		out.best, out.err = e.viaHistory(ctx, c, name, sh, tip)
+		out.best, out.err = e.viaHistory(ctx, c, name, sh, tip.Height)
 	}
-	if errors.Is(out.err, electrumx.ErrBadReply) {
+	if errors.Is(out.err, electrumx.ErrBadReply) || errors.Is(out.err, electrumx.ErrReplyTooLarge) || errors.Is(out.err, electrumx.ErrProtocol) {
 		// A reply that cannot be what the protocol says (a merkle
 		// position of 2^70, say) is the server's doing, not the network's.
 		out.err = lie(s.String(), "%v", out.err)
@@ -381,14 +382,20 @@ const maxProofRefetch = 3
 // history (258 entries, 342 KB for a regtest name renewed every 20 blocks,
 // against 2.4 KB). A server that refuses the height (its chain may be
 // shorter than ours) is asked without it.
-func (e *Engine) valueProofEntries(ctx context.Context, c *electrumx.Client, sh string, tip int32) ([]electrumx.ValueProofEntry, error) {
-	cp := tip - e.cfg.Confirmations + 1
+func (e *Engine) valueProofEntries(ctx context.Context, c *electrumx.Client, sh string, tip headers.Tip) ([]electrumx.ValueProofEntry, error) {
+	cp := tip.Height - e.cfg.Confirmations + 1
 	if cp < 1 {
-		return c.NameGetValueProof(ctx, sh, 0)
+		return e.valueProofBatch(ctx, c, sh, 0, tip)
 	}
 	var out []electrumx.ValueProofEntry
-	for range maxProofRefetch + 1 {
-		entries, err := c.NameGetValueProof(ctx, sh, cp)
+	for i := range maxProofRefetch + 1 {
+		var entries []electrumx.ValueProofEntry
+		var err error
+		if i == 0 {
+			entries, err = e.valueProofBatch(ctx, c, sh, cp, tip)
+		} else {
+			entries, err = c.NameGetValueProof(ctx, sh, cp)
+		}
 		var re *electrumx.RPCError
 		if errors.As(err, &re) && out == nil {
 			return c.NameGetValueProof(ctx, sh, 0)
@@ -414,7 +421,77 @@ func (e *Engine) valueProofEntries(ctx context.Context, c *electrumx.Client, sh 
 	return out, nil
 }
 
-func (e *Engine) viaValueProof(ctx context.Context, c *electrumx.Client, name []byte, sh string, tip int32) (*update, error) {
+// lookupLineLimit caps a lookup connection's reply lines. A bounded
+// get_value_proof answer and its headers take kilobytes; a whole history
+// (when a server refuses cp_height) of 1,500 updates fits.
+const lookupLineLimit = 2 << 20
+
+// Headers a lookup asks for in its batch: our tip and the one below it
+// (on mainnet about 7 KB of hex, on regtest 1.2 KB), so that the batch's
+// reply is never under 1 KiB, which ElectrumX would hold for up to a
+// second; and up to lookupLookahead new ones, which are verified and
+// stored, so that a lookup brings the headers it needs on its own circuit
+// instead of waking the sync's at the same instant.
+const (
+	lookupHeadersBelow = 2
+	lookupLookahead    = 8
+)
+
+// valueProofBatch is get_value_proof with cp_height cp, sent in one batch
+// with our newest headers and the ones after them.
+func (e *Engine) valueProofBatch(ctx context.Context, c *electrumx.Client, sh string, cp int32, tip headers.Tip) ([]electrumx.ValueProofEntry, error) {
+	call, decode, err := c.ValueProofCall(sh, cp)
+	if err != nil {
+		return nil, err
+	}
+	start := max(tip.Height-lookupHeadersBelow+1, 0)
+	hc, hdecode := electrumx.HeadersCall(start, int(tip.Height-start+1)+lookupLookahead)
+	if err := c.Batch(ctx, []*electrumx.BatchCall{call, hc}); err != nil {
+		return nil, err
+	}
+	if hc.Err == nil {
+		raw, err := hdecode()
+		if err == nil {
+			err = e.takeHeaders(c, start, raw, tip)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if call.Err != nil {
+		return nil, call.Err
+	}
+	return decode()
+}
+
+// takeHeaders stores the headers past our tip that came with a lookup,
+// when the server's chain holds our tip. They are verified as any others;
+// what does not connect (another branch, or the tip moved meanwhile) is
+// left to the sync. Headers that do not parse, or more than were asked
+// for, or that break a rule, are a lie.
+func (e *Engine) takeHeaders(c *electrumx.Client, start int32, raw []byte, tip headers.Tip) error {
+	srv := c.Server().String()
+	n := int(tip.Height-start+1) + lookupLookahead
+	fhs, err := headers.ParseFullHeadersN(raw, n)
+	if err != nil {
+		return lie(srv, "headers from %d in a lookup: %v", start, err)
+	}
+	at := int(tip.Height - start)
+	if len(fhs) <= at+1 || fhs[at].BlockHash() != tip.Hash {
+		return nil
+	}
+	err = e.cfg.Store.AddHeaders(tip.Height+1, fhs[at+1:], e.cfg.Now())
+	var re headers.RuleError
+	switch {
+	case errors.As(err, &re) && !errors.Is(err, headers.ErrTimeTooNew):
+		return lie(srv, "headers after %d in a lookup: %v", tip.Height, err)
+	case err == nil:
+		e.log.Debug("a lookup brought new headers", "server", srv, "height", e.cfg.Store.Tip().Height)
+	}
+	return nil
+}
+
+func (e *Engine) viaValueProof(ctx context.Context, c *electrumx.Client, name []byte, sh string, tip headers.Tip) (*update, error) {
 	entries, err := e.valueProofEntries(ctx, c, sh, tip)
 	if err != nil {
 		return nil, err
@@ -428,7 +505,7 @@ func (e *Engine) viaValueProof(ctx context.Context, c *electrumx.Client, name []
 			cands[i].txid = tx.TxID() // one that does not parse fails verification
 		}
 	}
-	i, fresh := e.choose(cands, tip)
+	i, fresh := e.choose(cands, tip.Height)
 	if i < 0 {
 		return nil, nil
 	}
