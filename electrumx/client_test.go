@@ -584,6 +584,41 @@ func TestPool(t *testing.T) {
 	}
 }
 
+// TestPoolCap: a flood of isolation groups (stream IDs) never holds more
+// than MaxConns connections: the least recently used are closed to make
+// room, the newest stay usable.
+func TestPoolCap(t *testing.T) {
+	f := newFixture(t, electrumxtest.Options{})
+	pins, _ := electrumx.OpenPinStore("")
+	p := electrumx.NewPool(electrumx.Config{Pins: pins})
+	p.MaxConns = 8
+	defer p.Close()
+	ctx := ctx5(t)
+	var clients []*electrumx.Client
+	for i := range 50 {
+		c, err := p.Get(ctx, f.srv.Address(), fmt.Sprint("stream-", i), directDial)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+		if p.Len() > 8 {
+			t.Fatalf("%d pooled after %d groups", p.Len(), i+1)
+		}
+	}
+	for i, c := range clients {
+		if closed := c.Err() != nil; closed != (i < 42) {
+			t.Errorf("connection %d closed %v", i, closed)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for f.srv.OpenConns() > 8 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := f.srv.OpenConns(); n > 8 {
+		t.Fatalf("the server still has %d connections open", n)
+	}
+}
+
 // TestPoolDropWhileDialing: dropping one connection while another key is
 // still dialing must not touch the dialing entry (seen by the race
 // detector as a daemon dropped its sync connection during a lookup's dial).

@@ -13,6 +13,10 @@ import (
 type Pool struct {
 	cfg         Config // Dial is ignored: each group brings its own
 	IdleTimeout time.Duration
+	// MaxConns caps the pooled connections (default DefaultMaxConns): a
+	// new one past it closes the least recently used, so that no number
+	// of stream IDs can exhaust file descriptors or memory.
+	MaxConns int
 
 	mu       sync.Mutex
 	conns    map[poolKey]*poolEntry
@@ -36,6 +40,11 @@ type poolEntry struct {
 
 // DefaultIdleTimeout closes connections unused for this long.
 const DefaultIdleTimeout = 5 * time.Minute
+
+// DefaultMaxConns is twice what 64 concurrent RPC requests (the RPC
+// server's default cap) asking two servers each can hold at once, so that
+// only idle connections are closed to make room.
+const DefaultMaxConns = 256
 
 // NewPool makes a pool; cfg.Dial is ignored. A janitor closes idle
 // connections every minute even when nothing asks for a connection, so an
@@ -85,6 +94,7 @@ func (p *Pool) Get(ctx context.Context, server Server, group string, dial DialFu
 		}
 	}
 	if !ok {
+		p.evictLocked()
 		e = &poolEntry{ready: make(chan struct{}), lastUsed: now}
 		p.conns[key] = e
 		p.mu.Unlock()
@@ -152,6 +162,36 @@ func (p *Pool) Close() {
 			}
 		default:
 		}
+	}
+}
+
+// evictLocked makes room for one more connection under MaxConns by
+// closing the least recently used dialed ones.
+func (p *Pool) evictLocked() {
+	limit := p.MaxConns
+	if limit <= 0 {
+		limit = DefaultMaxConns
+	}
+	for len(p.conns) >= limit {
+		var oldest poolKey
+		var found *poolEntry
+		for k, e := range p.conns {
+			select {
+			case <-e.ready:
+			default:
+				continue // still dialing
+			}
+			if found == nil || e.lastUsed.Before(found.lastUsed) {
+				oldest, found = k, e
+			}
+		}
+		if found == nil {
+			return // every one is dialing; they end by HandshakeTimeout
+		}
+		if found.client != nil {
+			found.client.Close()
+		}
+		delete(p.conns, oldest)
 	}
 }
 
