@@ -17,10 +17,22 @@ type Pool struct {
 	// new one past it closes the least recently used, so that no number
 	// of stream IDs can exhaust file descriptors or memory.
 	MaxConns int
+	// Spares is how many connections per server GetNew keeps dialed
+	// ahead, each with a dial function from SpareDial (fresh random Tor
+	// credentials, used for nothing else), so that a stream ID seen for
+	// the first time need not wait for a new circuit: it gets a spare,
+	// which becomes its circuit, and another is dialed. Spares are dialed
+	// only when GetNew is called, and closed after IdleTimeout like any
+	// connection, so an idle ncspv makes no traffic. Set both before use.
+	Spares    int
+	SpareDial func() DialFunc
 
-	mu       sync.Mutex
-	conns    map[poolKey]*poolEntry
-	lastReap time.Time
+	mu           sync.Mutex
+	conns        map[poolKey]*poolEntry
+	lastReap     time.Time
+	spares       map[string][]*poolEntry // by server, dialed
+	spareDialing map[string]int
+	closed       bool
 
 	stop chan struct{} // ends the janitor
 	once sync.Once
@@ -51,7 +63,7 @@ const DefaultMaxConns = 256
 // idle ncspv really goes quiet; Close stops it.
 func NewPool(cfg Config) *Pool {
 	p := &Pool{cfg: cfg, IdleTimeout: DefaultIdleTimeout, conns: map[poolKey]*poolEntry{},
-		stop: make(chan struct{})}
+		spares: map[string][]*poolEntry{}, spareDialing: map[string]int{}, stop: make(chan struct{})}
 	go func() {
 		t := time.NewTicker(time.Minute)
 		defer t.Stop()
@@ -123,6 +135,87 @@ func (p *Pool) Get(ctx context.Context, server Server, group string, dial DialFu
 	}
 }
 
+// GetNew is Get for a group that may be new, such as a stream ID seen
+// for the first time: when the group has no connection yet and a spare
+// is ready, the spare becomes the group's connection at once, with no
+// circuit to build. Each call tops the server's spares up.
+func (p *Pool) GetNew(ctx context.Context, server Server, group string, dial DialFunc) (*Client, error) {
+	key := poolKey{server.String(), group}
+	now := time.Now()
+	p.mu.Lock()
+	if _, ok := p.conns[key]; !ok {
+		if c := p.takeSpareLocked(server.String()); c != nil {
+			p.evictLocked()
+			ready := make(chan struct{})
+			close(ready)
+			p.conns[key] = &poolEntry{ready: ready, client: c, lastUsed: now}
+			p.mu.Unlock()
+			p.refill(server)
+			return c, nil
+		}
+	}
+	p.mu.Unlock()
+	p.refill(server)
+	return p.Get(ctx, server, group, dial)
+}
+
+// takeSpareLocked removes and returns a live spare of server, if any.
+func (p *Pool) takeSpareLocked(server string) *Client {
+	list := p.spares[server]
+	for len(list) > 0 {
+		e := list[len(list)-1]
+		list = list[:len(list)-1]
+		if e.client.Err() == nil {
+			p.spares[server] = list
+			return e.client
+		}
+		e.client.Close()
+	}
+	p.spares[server] = list
+	return nil
+}
+
+// refill dials spares for server up to Spares, in the background.
+func (p *Pool) refill(server Server) {
+	if p.SpareDial == nil || p.Spares <= 0 {
+		return
+	}
+	s := server.String()
+	p.mu.Lock()
+	need := p.Spares - len(p.spares[s]) - p.spareDialing[s]
+	if p.closed || need <= 0 {
+		p.mu.Unlock()
+		return
+	}
+	p.spareDialing[s] += need
+	p.mu.Unlock()
+	for range need {
+		go func() {
+			cfg := p.cfg
+			cfg.Dial = p.SpareDial()
+			c, err := Dial(context.Background(), server, cfg) // bounded by HandshakeTimeout
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			p.spareDialing[s]--
+			if err != nil {
+				return
+			}
+			if p.closed {
+				c.Close()
+				return
+			}
+			p.spares[s] = append(p.spares[s], &poolEntry{client: c, lastUsed: time.Now()})
+		}()
+	}
+}
+
+// SpareCount is how many spares of server are dialed and waiting.
+func (p *Pool) SpareCount(server Server) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.spares[server.String()])
+}
+
 // Drop closes and forgets a connection, e.g. after its server lied.
 func (p *Pool) Drop(c *Client) {
 	p.mu.Lock()
@@ -153,6 +246,13 @@ func (p *Pool) Close() {
 	p.mu.Lock()
 	conns := p.conns
 	p.conns = map[poolKey]*poolEntry{}
+	p.closed = true
+	for _, list := range p.spares {
+		for _, e := range list {
+			e.client.Close()
+		}
+	}
+	p.spares = map[string][]*poolEntry{}
 	p.mu.Unlock()
 	for _, e := range conns {
 		select {
@@ -199,6 +299,17 @@ func (p *Pool) reapLocked(now time.Time) {
 	p.lastReap = now
 	if p.IdleTimeout <= 0 {
 		return
+	}
+	for s, list := range p.spares {
+		kept := list[:0]
+		for _, e := range list {
+			if e.client.Err() != nil || now.Sub(e.lastUsed) > p.IdleTimeout {
+				e.client.Close()
+				continue
+			}
+			kept = append(kept, e)
+		}
+		p.spares[s] = kept
 	}
 	for k, e := range p.conns {
 		select {

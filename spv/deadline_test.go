@@ -131,9 +131,11 @@ func TestLookupBringsHeaders(t *testing.T) {
 	}
 	var methods []string
 	for _, r := range srv.Log()[before:] {
-		methods = append(methods, r.Method)
+		if r.Method != "server.version" { // the lookup's and its spare circuits'
+			methods = append(methods, r.Method)
+		}
 	}
-	if fmt.Sprint(methods) != "[server.version blockchain.name.get_value_proof blockchain.block.headers]" {
+	if fmt.Sprint(methods) != "[blockchain.name.get_value_proof blockchain.block.headers]" {
 		t.Fatalf("requests during the lookup: %v", methods)
 	}
 }

@@ -56,6 +56,10 @@ type Config struct {
 	// BackgroundLookup bounds a lookup whose caller gave up, which goes on
 	// to cache its answer for the caller's retry (default 60 s).
 	BackgroundLookup time.Duration
+	// SpareCircuits is how many connections per server, each on a fresh
+	// circuit of its own, are kept ready for stream IDs not seen before
+	// (default 2; negative: none). They are opened only after lookups.
+	SpareCircuits int
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -125,6 +129,14 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.BackgroundLookup <= 0 {
 		cfg.BackgroundLookup = 60 * time.Second
+	}
+	if cfg.SpareCircuits == 0 {
+		cfg.SpareCircuits = 2
+	}
+	if cfg.SpareCircuits > 0 && cfg.Pool.SpareDial == nil {
+		proxy := cfg.Router.Proxy
+		cfg.Pool.Spares = cfg.SpareCircuits
+		cfg.Pool.SpareDial = func() electrumx.DialFunc { return electrumx.DialFunc(proxy.Dialer(tor.Fresh())) }
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

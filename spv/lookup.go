@@ -297,7 +297,11 @@ func (e *Engine) askServer(ctx context.Context, s electrumx.Server, name []byte,
 	if streamID != "" {
 		g = e.cfg.Router.ForStream(streamIsolation(streamID, s))
 	}
-	c, err := e.cfg.Pool.Get(ctx, s, g.Key, electrumx.DialFunc(g.Dial))
+	get := e.cfg.Pool.Get
+	if streamID != "" {
+		get = e.cfg.Pool.GetNew // a stream seen for the first time takes a spare circuit
+	}
+	c, err := get(ctx, s, g.Key, electrumx.DialFunc(g.Dial))
 	if err != nil {
 		out.err = err
 		return out

@@ -11,6 +11,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // Record is what one SOCKS connection asked for.
@@ -35,16 +36,55 @@ const (
 	HangUp            // close right after the greeting
 )
 
+// Link emulates what Tor puts between a client and a server, as Tor
+// isolates streams: the first connection with a credential pair never
+// seen builds a new circuit (CircuitSetup, once per pair), and every byte
+// then crosses a one-way delay each way (OneWay) at a capped rate
+// (BytesPerSecond, 0: none). The zero Link is loopback.
+type Link struct {
+	CircuitSetup   time.Duration
+	OneWay         time.Duration
+	BytesPerSecond int
+}
+
+// TorLink is Tor as the issue measuring ncspv describes it: a new
+// circuit takes 2 s, a one-way trip 250 ms, at 1 MB/s.
+var TorLink = Link{CircuitSetup: 2 * time.Second, OneWay: 250 * time.Millisecond, BytesPerSecond: 1 << 20}
+
 // Proxy is a fake SOCKS5 server on 127.0.0.1.
 type Proxy struct {
 	ln net.Listener
 
-	mu      sync.Mutex
-	routes  map[string]string
-	records []Record
-	mode    Mode
-	wg      sync.WaitGroup
-	conns   map[net.Conn]bool
+	mu       sync.Mutex
+	routes   map[string]string
+	records  []Record
+	mode     Mode
+	link     Link
+	circuits map[string]bool // credential pairs with a circuit built
+	relayed  int64           // bytes relayed, both ways
+	wg       sync.WaitGroup
+	conns    map[net.Conn]bool
+}
+
+// SetLink makes new connections cross link.
+func (p *Proxy) SetLink(l Link) {
+	p.mu.Lock()
+	p.link = l
+	p.mu.Unlock()
+}
+
+// Relayed is how many bytes the proxy has relayed, both ways.
+func (p *Proxy) Relayed() int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.relayed
+}
+
+// Circuits is how many distinct credential pairs have had a circuit.
+func (p *Proxy) Circuits() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.circuits)
 }
 
 // NewProxy starts a fake proxy on a free loopback port.
@@ -59,7 +99,7 @@ func NewProxy() (*Proxy, error) {
 // NewProxyOn serves the fake proxy on ln (e.g. a unix socket, as Tor
 // Browser's TOR_SOCKS_IPC_PATH).
 func NewProxyOn(ln net.Listener) *Proxy {
-	p := &Proxy{ln: ln, routes: map[string]string{}, conns: map[net.Conn]bool{}}
+	p := &Proxy{ln: ln, routes: map[string]string{}, conns: map[net.Conn]bool{}, circuits: map[string]bool{}}
 	p.wg.Add(1)
 	go p.accept()
 	return p
@@ -129,7 +169,7 @@ var errSocks = errors.New("socks protocol error")
 
 func (p *Proxy) serve(c net.Conn) {
 	p.mu.Lock()
-	mode := p.mode
+	mode, link := p.mode, p.link
 	p.mu.Unlock()
 
 	var hdr [2]byte
@@ -175,7 +215,15 @@ func (p *Proxy) serve(c net.Conn) {
 	p.mu.Lock()
 	p.records = append(p.records, rec)
 	real, ok := p.routes[target]
+	pair := rec.User + "\x00" + rec.Password
+	newCircuit := !p.circuits[pair]
+	p.circuits[pair] = true
 	p.mu.Unlock()
+	if newCircuit {
+		time.Sleep(link.CircuitSetup)
+	}
+	// The CONNECT crosses to the exit and back.
+	time.Sleep(2 * link.OneWay)
 	if !ok || mode == RefuseAll {
 		c.Write([]byte{5, 4, 0, 1, 0, 0, 0, 0, 0, 0}) // host unreachable
 		return
@@ -188,9 +236,60 @@ func (p *Proxy) serve(c net.Conn) {
 	defer up.Close()
 	c.Write([]byte{5, 0, 0, 1, 0, 0, 0, 0, 0, 0})
 	done := make(chan struct{}, 2)
-	go func() { io.Copy(up, c); up.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
-	go func() { io.Copy(c, up); done <- struct{}{} }()
+	go func() { p.relay(up, c, link); up.(*net.TCPConn).CloseWrite(); done <- struct{}{} }()
+	go func() { p.relay(c, up, link); done <- struct{}{} }()
 	<-done
+}
+
+// relay copies src to dst across link: each read is delivered OneWay
+// after it was read, no sooner than the rate cap allows, in order.
+func (p *Proxy) relay(dst io.Writer, src io.Reader, link Link) {
+	if link == (Link{}) {
+		n, _ := io.Copy(dst, src)
+		p.mu.Lock()
+		p.relayed += n
+		p.mu.Unlock()
+		return
+	}
+	type piece struct {
+		b  []byte
+		at time.Time
+	}
+	pieces := make(chan piece, 1024)
+	go func() {
+		defer close(pieces)
+		var free time.Time // when the link is free to carry the next byte
+		for {
+			buf := make([]byte, 32<<10)
+			n, err := src.Read(buf)
+			if n > 0 {
+				start := time.Now()
+				if free.After(start) {
+					start = free
+				}
+				if link.BytesPerSecond > 0 {
+					free = start.Add(time.Duration(n) * time.Second / time.Duration(link.BytesPerSecond))
+				} else {
+					free = start
+				}
+				pieces <- piece{buf[:n], free.Add(link.OneWay)}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for pc := range pieces {
+		time.Sleep(time.Until(pc.at))
+		if _, err := dst.Write(pc.b); err != nil {
+			for range pieces {
+			}
+			return
+		}
+		p.mu.Lock()
+		p.relayed += int64(len(pc.b))
+		p.mu.Unlock()
+	}
 }
 
 func contains(b []byte, v byte) bool {
