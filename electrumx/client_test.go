@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -734,5 +735,66 @@ func TestStreamedHexReplies(t *testing.T) {
 	r, err := cl.BlockHeaders(ctx5(t), 1, 1, 0)
 	if err != nil || !bytes.Equal(r.Raw, want) || r.Count != 1 {
 		t.Fatalf("generic path: %v", err)
+	}
+}
+
+// TestPoolSpares: a group seen for the first time takes a spare (its dial
+// function is not called), each spare goes to one group only, the spares
+// are refilled only when GetNew is called, and idle ones are closed.
+func TestPoolSpares(t *testing.T) {
+	f := newFixture(t, electrumxtest.Options{})
+	pins, _ := electrumx.OpenPinStore("")
+	p := electrumx.NewPool(electrumx.Config{Pins: pins})
+	defer p.Close()
+	var spareDials, groupDials atomic.Int32
+	p.Spares = 2
+	p.SpareDial = func() electrumx.DialFunc {
+		spareDials.Add(1)
+		return directDial
+	}
+	counted := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		groupDials.Add(1)
+		return directDial(ctx, network, addr)
+	}
+	ctx := ctx5(t)
+	srv := f.srv.Address()
+	s1, err := p.GetNew(ctx, srv, "s1", counted)
+	if err != nil || groupDials.Load() != 1 {
+		t.Fatalf("first group, no spare yet: %v, %d dials", err, groupDials.Load())
+	}
+	waitFor(t, func() bool { return p.SpareCount(srv) == 2 })
+	s2, _ := p.GetNew(ctx, srv, "s2", counted)
+	s3, _ := p.GetNew(ctx, srv, "s3", counted)
+	if groupDials.Load() != 1 {
+		t.Fatalf("groups with spares ready dialed %d times", groupDials.Load()-1)
+	}
+	if s2 == nil || s3 == nil || s2 == s3 || s2 == s1 || s3 == s1 {
+		t.Fatal("a spare handed to two groups")
+	}
+	if again, _ := p.GetNew(ctx, srv, "s2", counted); again != s2 {
+		t.Fatal("a group's connection changed")
+	}
+	waitFor(t, func() bool { return p.SpareCount(srv) == 2 })
+	dials := spareDials.Load()
+	// Idle: the spares close and no new one is dialed.
+	p.IdleTimeout = time.Millisecond
+	time.Sleep(5 * time.Millisecond)
+	p.Get(ctx, srv, "s1", counted) // runs the sweep
+	if n := p.SpareCount(srv); n != 0 {
+		t.Fatalf("%d idle spares kept", n)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if spareDials.Load() != dials {
+		t.Fatal("spares dialed while nothing called GetNew")
+	}
+}
+
+func waitFor(t *testing.T, ok func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !ok(); {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 5 s")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
