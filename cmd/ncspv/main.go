@@ -63,7 +63,14 @@ func addCommands(p *flags.Parser) error {
 				"(silent, a fake tip, huge replies, a line without end), each beside " +
 				"an honest one, and reports per case the requests made to it, ncspv's " +
 				"CPU and peak RSS, and the outcome.", &benchHostileCommand{}, false},
+		{"bench-lookups", "Measure lookups as ncprop279 makes them, through an emulated Tor link",
+			"Runs name lookups against fake ElectrumX servers (1.20 and 1.18 hold timers, one silent) " +
+				"through a SOCKS proxy on loopback and through one that emulates Tor (circuit setup per " +
+				"credential pair, one-way delay, rate cap), and reports per case the latency p50/p99, bytes " +
+				"and round trips per lookup, then the peak RSS of a flood of lookups with as many stream IDs.",
+			&benchLookupsCommand{}, false},
 		{"bench-server", "", "", &benchServerCommand{}, true},
+		{"bench-lookup-server", "", "", &benchLookupServerCommand{}, true},
 		{"bench-hostile-case", "", "", &benchHostileCaseCommand{}, true},
 		{"manpage", "Write the man page (troff) to standard output", "Writes ncspv(1) generated from the options; SOURCE_DATE_EPOCH sets its date.", &manPageCommand{}, true},
 	}

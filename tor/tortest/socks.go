@@ -241,14 +241,25 @@ func (p *Proxy) serve(c net.Conn) {
 	<-done
 }
 
+// counting adds what it writes to the proxy's relayed bytes as it goes.
+type counting struct {
+	w io.Writer
+	p *Proxy
+}
+
+func (c *counting) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.p.mu.Lock()
+	c.p.relayed += int64(n)
+	c.p.mu.Unlock()
+	return n, err
+}
+
 // relay copies src to dst across link: each read is delivered OneWay
 // after it was read, no sooner than the rate cap allows, in order.
 func (p *Proxy) relay(dst io.Writer, src io.Reader, link Link) {
 	if link == (Link{}) {
-		n, _ := io.Copy(dst, src)
-		p.mu.Lock()
-		p.relayed += n
-		p.mu.Unlock()
+		io.Copy(&counting{w: dst, p: p}, src)
 		return
 	}
 	type piece struct {
