@@ -149,6 +149,7 @@ func TestNoHold(t *testing.T) {
 	for _, o := range []electrumxtest.Options{
 		{Pad: true, HoldSmall: time.Second},
 		{Pad: true, HoldSmall: time.Second, HoldFromStart: true},
+		{Pad: true, HoldSmall: time.Second, MaxProtocol: "1.4.2"},
 	} {
 		nc := buildNamedChain(45)
 		srv, err := electrumxtest.NewServer(nc.backend(), o)
@@ -167,7 +168,7 @@ func TestNoHold(t *testing.T) {
 			want = 1 // server.version of the anonymous connection
 		}
 		if n := srv.Held() - held; n != want {
-			t.Errorf("1.18 timer %v: %d replies held during 5 lookups, want %d", o.HoldFromStart, n, want)
+			t.Errorf("1.18 timer %v, protocol %q: %d replies held during 5 lookups, want %d", o.HoldFromStart, o.MaxProtocol, n, want)
 		}
 	}
 }

@@ -310,7 +310,7 @@ func (e *Engine) askServer(ctx context.Context, s electrumx.Server, name []byte,
 	if c.HasValueProof() {
 		out.best, out.err = e.viaValueProof(ctx, c, name, sh, tip)
 	} else {
-		out.best, out.err = e.viaHistory(ctx, c, name, sh, tip.Height)
+		out.best, out.err = e.viaHistory(ctx, c, name, sh, tip)
 	}
 	if errors.Is(out.err, electrumx.ErrBadReply) || errors.Is(out.err, electrumx.ErrReplyTooLarge) || errors.Is(out.err, electrumx.ErrProtocol) {
 		// A reply that cannot be what the protocol says (a merkle
@@ -448,24 +448,31 @@ func (e *Engine) valueProofBatch(ctx context.Context, c *electrumx.Client, sh st
 	if err != nil {
 		return nil, err
 	}
-	start := max(tip.Height-lookupHeadersBelow+1, 0)
-	hc, hdecode := electrumx.HeadersCall(start, int(tip.Height-start+1)+lookupLookahead)
-	if err := c.Batch(ctx, []*electrumx.BatchCall{call, hc}); err != nil {
+	if err := e.batchWithHeaders(ctx, c, []*electrumx.BatchCall{call}, tip); err != nil {
 		return nil, err
-	}
-	if hc.Err == nil {
-		raw, err := hdecode()
-		if err == nil {
-			err = e.takeHeaders(c, start, raw, tip)
-		}
-		if err != nil {
-			return nil, err
-		}
 	}
 	if call.Err != nil {
 		return nil, call.Err
 	}
 	return decode()
+}
+
+// batchWithHeaders sends calls in one batch with our newest headers and
+// the ones after them, and stores those that verify.
+func (e *Engine) batchWithHeaders(ctx context.Context, c *electrumx.Client, calls []*electrumx.BatchCall, tip headers.Tip) error {
+	start := max(tip.Height-lookupHeadersBelow+1, 0)
+	hc, hdecode := electrumx.HeadersCall(start, int(tip.Height-start+1)+lookupLookahead)
+	if err := c.Batch(ctx, append(calls, hc)); err != nil {
+		return err
+	}
+	if hc.Err != nil {
+		return nil
+	}
+	raw, err := hdecode()
+	if err == nil {
+		err = e.takeHeaders(c, start, raw, tip)
+	}
+	return err
 }
 
 // takeHeaders stores the headers past our tip that came with a lookup,
@@ -524,10 +531,15 @@ func (e *Engine) viaValueProof(ctx context.Context, c *electrumx.Client, name []
 	return u, err
 }
 
-func (e *Engine) viaHistory(ctx context.Context, c *electrumx.Client, name []byte, sh string, tip int32) (*update, error) {
-	hist, err := c.GetHistory(ctx, sh)
-	if err != nil {
+func (e *Engine) viaHistory(ctx context.Context, c *electrumx.Client, name []byte, sh string, tipInfo headers.Tip) (*update, error) {
+	tip := tipInfo.Height
+	var hist []electrumx.HistoryItem
+	hcall := &electrumx.BatchCall{Method: "blockchain.scripthash.get_history", Params: []any{sh}, Result: &hist}
+	if err := e.batchWithHeaders(ctx, c, []*electrumx.BatchCall{hcall}, tipInfo); err != nil {
 		return nil, err
+	}
+	if hcall.Err != nil {
+		return nil, hcall.Err
 	}
 	cands := make([]candidate, len(hist))
 	for i := range hist { // chain order, newest last: reversed
@@ -553,7 +565,9 @@ func (e *Engine) viaHistory(ctx context.Context, c *electrumx.Client, name []byt
 		{Method: "blockchain.transaction.get", Params: []any{txid.String()}, Result: &raw},
 		{Method: "blockchain.transaction.get_merkle", Params: []any{txid.String(), pick.Height}, Result: &mj},
 	}
-	if err := c.Batch(ctx, calls); err != nil {
+	// With headers too: a name transaction and its proof can be under
+	// 1 KiB, which ElectrumX would hold.
+	if err := e.batchWithHeaders(ctx, c, calls, tipInfo); err != nil {
 		return nil, err
 	}
 	for _, call := range calls {
