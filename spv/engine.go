@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ncspv/ncspv/checkpoints"
@@ -84,6 +85,9 @@ type Engine struct {
 	demotedTill map[string]time.Time
 
 	cache *resultCache
+	// headerSize is the size of the last full header a lookup saw, for
+	// how many a lookup's batch takes to pass 1 KiB.
+	headerSize atomic.Int64
 
 	// Background catch-ups are owned by the engine and end with Close.
 	bgCtx      context.Context

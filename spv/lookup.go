@@ -430,16 +430,28 @@ func (e *Engine) valueProofEntries(ctx context.Context, c *electrumx.Client, sh 
 // (when a server refuses cp_height) of 1,500 updates fits.
 const lookupLineLimit = 2 << 20
 
-// Headers a lookup asks for in its batch: our tip and the one below it
-// (on mainnet about 7 KB of hex, on regtest 1.2 KB), so that the batch's
-// reply is never under 1 KiB, which ElectrumX would hold for up to a
-// second; and up to lookupLookahead new ones, which are verified and
-// stored, so that a lookup brings the headers it needs on its own circuit
-// instead of waking the sync's at the same instant.
+// Headers a lookup asks for in its batch: our newest ones, as few as make
+// 1 KiB of hex (one mainnet header, about 3.3 KB; three or four of
+// regtest's 294 bytes), so that the batch's reply is never under 1 KiB,
+// which ElectrumX would hold for up to a second; and up to lookupLookahead
+// new ones, which are verified and stored, so that a lookup brings the
+// headers it needs on its own circuit instead of waking the sync's at the
+// same instant.
 const (
-	lookupHeadersBelow = 2
-	lookupLookahead    = 8
+	lookupLookahead  = 8
+	lookupFillerHex  = 1100 // bytes of header hex that put a reply past 1 KiB
+	maxHeadersFiller = 4
 )
+
+// headersBelow is how many of our newest headers make lookupFillerHex,
+// by the size of the last header a lookup saw (unknown: the most).
+func (e *Engine) headersBelow() int32 {
+	size := e.headerSize.Load()
+	if size <= 0 {
+		return maxHeadersFiller
+	}
+	return int32(min(maxHeadersFiller, (lookupFillerHex+2*size-1)/(2*size)))
+}
 
 // valueProofBatch is get_value_proof with cp_height cp, sent in one batch
 // with our newest headers and the ones after them.
@@ -460,7 +472,7 @@ func (e *Engine) valueProofBatch(ctx context.Context, c *electrumx.Client, sh st
 // batchWithHeaders sends calls in one batch with our newest headers and
 // the ones after them, and stores those that verify.
 func (e *Engine) batchWithHeaders(ctx context.Context, c *electrumx.Client, calls []*electrumx.BatchCall, tip headers.Tip) error {
-	start := max(tip.Height-lookupHeadersBelow+1, 0)
+	start := max(tip.Height-e.headersBelow()+1, 0)
 	hc, hdecode := electrumx.HeadersCall(start, int(tip.Height-start+1)+lookupLookahead)
 	if err := c.Batch(ctx, append(calls, hc)); err != nil {
 		return err
@@ -488,6 +500,9 @@ func (e *Engine) takeHeaders(c *electrumx.Client, start int32, raw []byte, tip h
 		return lie(srv, "headers from %d in a lookup: %v", start, err)
 	}
 	at := int(tip.Height - start)
+	if len(fhs) > at {
+		e.headerSize.Store(int64(len(fhs[at].Serialize())))
+	}
 	if len(fhs) <= at+1 || fhs[at].BlockHash() != tip.Hash {
 		return nil
 	}
