@@ -54,10 +54,19 @@ func (c *config) network() (*headers.Params, error) {
 	return &headers.MainNetParams, nil
 }
 
+// systemConfigDir holds the system-wide config ($NCSPV_CONFDIR overrides
+// it); tests point it at a directory of their own, so that what is
+// installed on the machine never changes their outcome.
+var systemConfigDir = "/etc/ncspv"
+
 // defaultConfigFiles are read in this order when --configfile is not
 // given; missing ones are skipped.
 func defaultConfigFiles(getenv func(string) string) []string {
-	files := []string{"/etc/ncspv/ncspv.conf"}
+	sysDir := systemConfigDir
+	if d := getenv("NCSPV_CONFDIR"); d != "" {
+		sysDir = d
+	}
+	files := []string{filepath.Join(sysDir, "ncspv.conf")}
 	if x := getenv("XDG_CONFIG_HOME"); x != "" {
 		files = append(files, filepath.Join(x, "ncspv", "ncspv.conf"))
 	} else if h := getenv("HOME"); h != "" {

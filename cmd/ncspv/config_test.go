@@ -132,3 +132,18 @@ func TestResolve(t *testing.T) {
 		t.Fatalf("systemd and Tor Browser environment: %+v %v", r, err)
 	}
 }
+
+// TestSystemConfigDir: the system-wide config comes from /etc/ncspv, or
+// from $NCSPV_CONFDIR, with its drop-ins.
+func TestSystemConfigDir(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "ncspv.conf"), "confirmations=4\n")
+	write(t, filepath.Join(dir, "ncspv.d", "10-x.conf"), "confirmations=6\n")
+	cfg, _, _, err := loadConfig(nil, env(map[string]string{"NCSPV_CONFDIR": dir}), noCommands)
+	if err != nil || cfg.Confirmations != 6 {
+		t.Fatalf("NCSPV_CONFDIR: %+v %v", cfg, err)
+	}
+	if files := defaultConfigFiles(env(nil)); files[0] != filepath.Join(systemConfigDir, "ncspv.conf") {
+		t.Fatalf("default files %v", files)
+	}
+}
