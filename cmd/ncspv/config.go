@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	flags "github.com/jessevdk/go-flags"
@@ -23,6 +24,11 @@ type config struct {
 	DataDir    string   `long:"datadir" description:"Directory for the header database and TLS pins (default: $STATE_DIRECTORY under systemd, else $XDG_DATA_HOME/ncspv)"`
 	TestNet    bool     `long:"testnet" description:"Use Namecoin testnet"`
 	RegTest    bool     `long:"regtest" description:"Use Namecoin regtest"`
+	Version    bool     `short:"V" long:"version" description:"Print version information and exit" no-ini:"true"`
+
+	// sources says where each option set by a config file was set
+	// (file:line), for errors about its value.
+	sources map[string]string
 
 	Servers       []string `long:"server" description:"ElectrumX server, tcp://host:port, ssl://host:port or host:port:s; repeatable (default: the public Namecoin servers on mainnet)"`
 	Proxy         string   `long:"proxy" description:"Tor SOCKS proxy: host:port, unix:/path, or none to connect directly (default: Tor Browser's TOR_SOCKS_* variables, else 127.0.0.1:9050)"`
@@ -107,6 +113,10 @@ func loadConfig(args []string, getenv func(string) string, commands func(*flags.
 	if err := commands(parser); err != nil {
 		return nil, nil, nil, err
 	}
+	args, err := boolArgs(parser, args)
+	if err != nil {
+		return nil, parser, nil, err
+	}
 	// First pass: only to find --configfile (and --help / --version).
 	pre := &config{}
 	preParser := newParser(pre)
@@ -125,7 +135,7 @@ func loadConfig(args []string, getenv func(string) string, commands func(*flags.
 	if !explicit {
 		files = defaultConfigFiles(getenv)
 	}
-	ini := flags.NewIniParser(parser)
+	var all []string
 	for _, f := range files {
 		if _, err := os.Stat(f); err != nil {
 			if explicit {
@@ -133,24 +143,147 @@ func loadConfig(args []string, getenv func(string) string, commands func(*flags.
 			}
 			continue
 		}
-		if err := ini.ParseFile(f); err != nil {
-			return nil, nil, nil, configError(f, err)
-		}
 		extra, err := dropIns(filepath.Join(filepath.Dir(f), "ncspv.d"))
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		for _, d := range extra {
-			if err := ini.ParseFile(d); err != nil {
-				return nil, nil, nil, configError(d, err)
+		all = append(append(all, f), extra...)
+	}
+	// The network decides which [main], [test] or [regtest] section
+	// applies: the command line's, else the files' top-level settings.
+	network := "main"
+	switch {
+	case pre.TestNet:
+		network = "test"
+	case pre.RegTest:
+		network = "regtest"
+	default:
+		for _, f := range all {
+			if n := topLevelNetwork(f); n != "" {
+				network = n
 			}
+		}
+	}
+	ini := flags.NewIniParser(parser)
+	sources := map[string]string{}
+	for _, f := range all {
+		text, err := normalizeConfig(f, network, sources)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if err := ini.Parse(strings.NewReader(text)); err != nil {
+			return nil, nil, nil, configError(f, err)
 		}
 	}
 	rest, err := parser.ParseArgs(args)
 	if err != nil {
 		return nil, parser, nil, err
 	}
+	cfg.sources = sources
+	for _, a := range args {
+		name, _, _ := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+		delete(sources, name) // the command line wins
+	}
 	return cfg, parser, rest, nil
+}
+
+// networkSections are Namecoin Core's config sections: what is in one
+// applies only on that network.
+var networkSections = map[string]bool{"main": true, "test": true, "regtest": true}
+
+// normalizeConfig reads a config file the way Namecoin Core reads its
+// own, for go-flags' ini parser, line for line (so that errors keep their
+// line numbers): a '#' starts a comment anywhere on a line; [main],
+// [test] and [regtest] hold settings for that network only (network is
+// the one in use); [Application Options] (what ncspv's sample had) is the
+// top level. It records in sources where each option was set.
+func normalizeConfig(path, network string, sources map[string]string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	lines := strings.Split(string(b), "\n")
+	section := ""
+	for i, line := range lines {
+		if j := strings.IndexByte(line, '#'); j >= 0 {
+			line = line[:j]
+		}
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "" || strings.HasPrefix(line, ";"):
+			line = ""
+		case strings.HasPrefix(line, "[") && strings.HasSuffix(line, "]"):
+			name := strings.TrimSpace(line[1 : len(line)-1])
+			switch {
+			case name == "" || name == "Application Options":
+				section = ""
+			case networkSections[name]:
+				section = name
+			default:
+				return "", fmt.Errorf("%s:%d: unknown section [%s]: ncspv knows [main], [test] and [regtest], whose settings apply to that network only", path, i+1, name)
+			}
+			line = ""
+		case section != "" && section != network:
+			line = "" // another network's setting
+		default:
+			key, _, _ := strings.Cut(line, "=")
+			sources[strings.TrimSpace(key)] = fmt.Sprintf("%s:%d", path, i+1)
+		}
+		lines[i] = line
+	}
+	return strings.Join(lines, "\n"), nil
+}
+
+// topLevelNetwork is the network a config file selects at its top level
+// ("test", "regtest", or "" for none).
+func topLevelNetwork(path string) string {
+	text, err := normalizeConfig(path, "", map[string]string{})
+	if err != nil {
+		return ""
+	}
+	network := ""
+	for _, line := range strings.Split(text, "\n") {
+		key, value, _ := strings.Cut(line, "=")
+		key, value = strings.TrimSpace(key), strings.TrimSpace(value)
+		if on, err := strconv.ParseBool(orDefault(value, "1")); err == nil && on {
+			switch key {
+			case "testnet":
+				network = "test"
+			case "regtest":
+				network = "regtest"
+			}
+		}
+	}
+	return network
+}
+
+// boolArgs lets a boolean flag take a value, as the sample config says
+// every key does (--regtest=1, --follow=0): go-flags takes none.
+func boolArgs(p *flags.Parser, args []string) ([]string, error) {
+	out := make([]string, 0, len(args))
+	for i, a := range args {
+		if a == "--" {
+			return append(out, args[i:]...), nil
+		}
+		name, value, ok := strings.Cut(strings.TrimPrefix(a, "--"), "=")
+		opt := p.FindOptionByLongName(name)
+		if !ok || !strings.HasPrefix(a, "--") || opt == nil {
+			out = append(out, a)
+			continue
+		}
+		if _, isBool := opt.Value().(bool); !isBool {
+			out = append(out, a)
+			continue
+		}
+		on, err := strconv.ParseBool(value)
+		if err != nil {
+			return nil, fmt.Errorf("--%s takes 1 or 0 (true or false), not %q", name, value)
+		}
+		if on {
+			out = append(out, "--"+name)
+		}
+	}
+	return out, nil
 }
 
 // configError names the file and line of a bad config entry.
@@ -219,10 +352,7 @@ func (c *config) resolve(getenv func(string) string) (*resolved, error) {
 		}
 		r.servers = append(r.servers, srv)
 	}
-	if len(r.servers) == 0 {
-		if p != &headers.MainNetParams {
-			return nil, fmt.Errorf("no --server given; %s has no public servers", p.Name)
-		}
+	if len(r.servers) == 0 && p == &headers.MainNetParams {
 		r.servers = electrumx.DefaultServers()
 	}
 	switch {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -113,8 +114,10 @@ func TestResolve(t *testing.T) {
 	if _, err := parse("--proxy=none", "--allow-clearnet"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := parse("--regtest"); err == nil {
-		t.Fatal("regtest without --server accepted")
+	// Without --server, regtest has no servers: fine for what reads only
+	// the local database (status), refused by what syncs (openNode).
+	if r, err := parse("--regtest"); err != nil || len(r.servers) != 0 {
+		t.Fatalf("regtest without --server: %+v %v", r, err)
 	}
 	if r, err := parse("--regtest", "--server=tcp://127.0.0.1:1", "--proxy=none"); err != nil || r.rpcListen[0] != "127.0.0.1:18443" {
 		t.Fatalf("regtest: %+v %v", r, err)
@@ -146,4 +149,104 @@ func TestSystemConfigDir(t *testing.T) {
 	if files := defaultConfigFiles(env(nil)); files[0] != filepath.Join(systemConfigDir, "ncspv.conf") {
 		t.Fatalf("default files %v", files)
 	}
+}
+
+// TestSampleConfigKeys: every key of the shipped sample config, once
+// uncommented, is accepted where it stands (the sample's
+// [Application Options] header made every one fail).
+func TestSampleConfigKeys(t *testing.T) {
+	sample, err := os.ReadFile(filepath.Join("..", "..", "contrib", "ncspv.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(sample), "\n")
+	tried := 0
+	for i, line := range lines {
+		key, ok := strings.CutPrefix(line, "; ")
+		if !ok || !strings.Contains(key, "=") || strings.Contains(key, " ") {
+			continue
+		}
+		edited := append([]string(nil), lines...)
+		edited[i] = key
+		conf := filepath.Join(t.TempDir(), "ncspv.conf")
+		write(t, conf, strings.Join(edited, "\n"))
+		if _, _, _, err := loadConfig([]string{"--configfile", conf}, env(nil), noCommands); err != nil {
+			t.Errorf("sample line %d %q uncommented: %v", i+1, key, err)
+		}
+		tried++
+	}
+	if tried < 10 {
+		t.Fatalf("only %d keys found in the sample", tried)
+	}
+}
+
+// TestConfigAsCore: a config file reads as Namecoin Core's does: '#'
+// comments anywhere on a line, [main], [test] and [regtest] sections for
+// one network, and booleans as 1 or 0, on the command line too.
+func TestConfigAsCore(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "ncspv.conf")
+	write(t, conf, "confirmations=5 # five, Core strips this\n[main]\nconfirmations=7\n[regtest]\nconfirmations=9\ndebuglevel=debug\n")
+	load := func(args ...string) *config {
+		t.Helper()
+		cfg, _, _, err := loadConfig(append([]string{"--configfile", conf}, args...), env(nil), noCommands)
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		return cfg
+	}
+	if c := load(); c.Confirmations != 7 || c.DebugLevel != "info" {
+		t.Errorf("mainnet: confirmations %d, debuglevel %s", c.Confirmations, c.DebugLevel)
+	}
+	if c := load("--regtest=1"); !c.RegTest || c.Confirmations != 9 || c.DebugLevel != "debug" {
+		t.Errorf("--regtest=1: %+v", c)
+	}
+	if c := load("--testnet=true", "--follow=0"); !c.TestNet || c.Follow || c.Confirmations != 5 {
+		t.Errorf("--testnet=true: %+v", c)
+	}
+	if _, _, _, err := loadConfig([]string{"--configfile", conf, "--follow=maybe"}, env(nil), noCommands); err == nil {
+		t.Error("--follow=maybe accepted")
+	}
+	write(t, conf, "regtest=1\n[regtest]\nconfirmations=3\n")
+	if c := load(); !c.RegTest || c.Confirmations != 3 {
+		t.Errorf("network from the file's top level: %+v", c)
+	}
+	write(t, conf, "[wallet]\nx=1\n")
+	if _, _, _, err := loadConfig([]string{"--configfile", conf}, env(nil), noCommands); err == nil ||
+		!strings.Contains(err.Error(), "ncspv.conf:1: unknown section [wallet]") {
+		t.Errorf("unknown section: %v", err)
+	}
+}
+
+// TestBadValueNamesItsFile: a value that loads but is not valid (a
+// drop-in's confirmations=0) is a usage error, exit 2, naming the file
+// and line that set it.
+func TestBadValueNamesItsFile(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "ncspv.conf"), "regtest=1\n")
+	dropIn := filepath.Join(dir, "ncspv.d", "50-local.conf")
+	write(t, dropIn, "# local settings\nconfirmations=0\n")
+	stderr := captureStderr(t, func() {
+		if code := run([]string{"status"}, env(map[string]string{"NCSPV_CONFDIR": dir, "HOME": t.TempDir()})); code != 2 {
+			t.Errorf("exit %d, want 2", code)
+		}
+	})
+	if !strings.Contains(stderr, dropIn+":2") {
+		t.Fatalf("error does not name %s:2: %s", dropIn, stderr)
+	}
+}
+
+func captureStderr(t *testing.T, f func()) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stderr
+	os.Stderr = w
+	f()
+	os.Stderr = old
+	w.Close()
+	b, _ := io.ReadAll(r)
+	return string(b)
 }

@@ -70,6 +70,9 @@ func limitMemory(getenv func(string) string) {
 }
 
 func openNode(cfg *config, r *resolved, log *slog.Logger) (*node, error) {
+	if len(r.servers) == 0 {
+		return nil, fmt.Errorf("no --server given; %s has no public servers", r.params.Name)
+	}
 	limitMemory(os.Getenv)
 	if err := os.MkdirAll(r.netDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)

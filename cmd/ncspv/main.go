@@ -9,6 +9,8 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
+	"strings"
 
 	flags "github.com/jessevdk/go-flags"
 )
@@ -24,10 +26,6 @@ var (
 )
 
 // versionFlag is parsed with the other options.
-type versionFlag struct {
-	Version bool `short:"V" long:"version" description:"Print version information and exit" no-ini:"true"`
-}
-
 func addCommands(p *flags.Parser) error {
 	cmds := []struct {
 		name, short, long string
@@ -92,13 +90,9 @@ func main() {
 // run loads the configuration and runs the chosen command (the daemon
 // without one). It returns the exit status.
 func run(args []string, getenv func(string) string) int {
-	var vf versionFlag
 	var chosen flags.Commander
 	var chosenArgs []string
 	withCommands := func(p *flags.Parser) error {
-		if _, err := p.AddGroup("Application Options", "", &vf); err != nil {
-			return err
-		}
 		// Commands run after all configuration is loaded, not while the
 		// command line is parsed.
 		p.CommandHandler = func(cmd flags.Commander, a []string) error {
@@ -113,12 +107,15 @@ func run(args []string, getenv func(string) string) int {
 		fmt.Fprint(os.Stdout, ferr.Message)
 		return 0
 	}
-	if vf.Version {
+	if slices.Contains(args, "--version") || slices.Contains(args, "-V") {
 		printVersion()
 		return 0
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ncspv:", err)
+		if hint := usageHint(args, err); hint != "" {
+			fmt.Fprintln(os.Stderr, "ncspv:", hint)
+		}
 		return 2
 	}
 	// A mistyped command must not start the daemon, and no command takes
@@ -126,9 +123,18 @@ func run(args []string, getenv func(string) string) int {
 	switch {
 	case chosen == nil && len(rest) > 0:
 		fmt.Fprintf(os.Stderr, "ncspv: unknown command %q (see ncspv --help)\n", rest[0])
+		if alt := strings.ReplaceAll(rest[0], "_", "-"); alt != rest[0] {
+			fmt.Fprintf(os.Stderr, "ncspv: did you mean %q? (the RPC method is name_show, the command name-show)\n", alt)
+		}
 		return 2
 	case len(chosenArgs) > 0:
 		fmt.Fprintf(os.Stderr, "ncspv: unexpected argument %q (see ncspv --help)\n", chosenArgs[0])
+		return 2
+	}
+	// A bad value is a usage error (exit 2), wherever it was set, and
+	// says where when a config file set it.
+	if _, err := cfg.resolve(getenv); err != nil {
+		fmt.Fprintln(os.Stderr, "ncspv:", withSource(err, cfg.sources))
 		return 2
 	}
 	activeConfig, activeParser = cfg, parser
@@ -140,6 +146,31 @@ func run(args []string, getenv func(string) string) int {
 		return 1
 	}
 	return 0
+}
+
+// usageHint suggests what a Namecoin Core or Electrum-NMC user may have
+// meant.
+func usageHint(args []string, err error) string {
+	for _, a := range args {
+		switch {
+		case a == "-conf" || strings.HasPrefix(a, "-conf=") || a == "--conf" || strings.HasPrefix(a, "--conf="):
+			return "the config file option is --configfile (Core's -conf)"
+		case strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && len(a) > 2:
+			return fmt.Sprintf("options take two dashes: --%s, not %s", strings.TrimPrefix(a, "-"), a)
+		}
+	}
+	return ""
+}
+
+// withSource adds where a config file set the option an error is about.
+func withSource(err error, sources map[string]string) error {
+	msg := err.Error()
+	for name, at := range sources {
+		if strings.Contains(msg, "--"+name+" ") || strings.Contains(msg, "--"+name+"=") || strings.HasSuffix(msg, "--"+name) {
+			return fmt.Errorf("%w (%s set at %s)", err, name, at)
+		}
+	}
+	return err
 }
 
 func printVersion() {
