@@ -250,3 +250,37 @@ func captureStderr(t *testing.T, f func()) string {
 	b, _ := io.ReadAll(r)
 	return string(b)
 }
+
+// TestManPageSections: the man page has the sections a Debian user looks
+// for, and the help names its option group once.
+func TestManPageSections(t *testing.T) {
+	out := captureStdout(t, func() {
+		if code := run([]string{"manpage"}, env(nil)); code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+	})
+	for _, sec := range []string{".SH CONFIGURATION", ".SH FILES", ".SH ENVIRONMENT", ".SH EXIT STATUS", ".SH SEE ALSO", "NCSPV_CONFDIR"} {
+		if !strings.Contains(out, sec) {
+			t.Errorf("man page lacks %s", sec)
+		}
+	}
+	if n := strings.Count(out, "Application Options"); n > 1 {
+		t.Errorf("Application Options %d times", n)
+	}
+}
+
+func captureStdout(t *testing.T, f func()) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stdout
+	os.Stdout = w
+	done := make(chan []byte)
+	go func() { b, _ := io.ReadAll(r); done <- b }()
+	f()
+	os.Stdout = old
+	w.Close()
+	return string(<-done)
+}

@@ -133,7 +133,10 @@ func run(args []string, getenv func(string) string) int {
 	}
 	// A bad value is a usage error (exit 2), wherever it was set, and
 	// says where when a config file set it.
-	if _, err := cfg.resolve(getenv); err != nil {
+	if _, offline := chosen.(offlineCommand); offline {
+		// Needs no network, data directory or server (manpage, bench,
+		// demo, checkpoint): nothing of the config to check.
+	} else if _, err := cfg.resolve(getenv); err != nil {
 		fmt.Fprintln(os.Stderr, "ncspv:", withSource(err, cfg.sources))
 		return 2
 	}
@@ -147,6 +150,19 @@ func run(args []string, getenv func(string) string) int {
 	}
 	return 0
 }
+
+// offlineCommand is a command that uses none of the node's settings.
+type offlineCommand interface{ offline() }
+
+func (*manPageCommand) offline()           {}
+func (*benchCommand) offline()             {}
+func (*benchServerCommand) offline()       {}
+func (*benchHostileCommand) offline()      {}
+func (*benchHostileCaseCommand) offline()  {}
+func (*benchLookupsCommand) offline()      {}
+func (*benchLookupServerCommand) offline() {}
+func (*demoCommand) offline()              {}
+func (*checkpointCommand) offline()        {}
 
 // usageHint suggests what a Namecoin Core or Electrum-NMC user may have
 // meant.
@@ -187,5 +203,62 @@ type manPageCommand struct{}
 
 func (c *manPageCommand) Execute([]string) error {
 	activeParser.WriteManPage(os.Stdout)
-	return nil
+	_, err := fmt.Fprint(os.Stdout, manPageTail)
+	return err
 }
+
+// manPageTail is what go-flags does not write: the config rules, files,
+// environment, exit status and related programs.
+const manPageTail = `.SH CONFIGURATION
+Every option is also a config file key without its dashes (\fBconfirmations=12\fP), as in
+Namecoin Core: one key=value a line, \fB#\fP starts a comment anywhere on a line (so values
+cannot hold one), \fB;\fP at the start of a line too, and a repeated key repeats the option
+(\fBserver\fP). Settings under \fB[main]\fP, \fB[test]\fP or \fB[regtest]\fP apply to that network
+only. Booleans take 1 or 0 (also on the command line: \fB--regtest=1\fP). Later files win over
+earlier ones, and the command line over all; a bad value names the file and line that set it.
+.SH FILES
+.TP
+\fB/etc/ncspv/ncspv.conf\fP, \fB/etc/ncspv/ncspv.d/*.conf\fP
+System configuration, then its drop-ins in lexical order (dotfiles, \fB~\fP backups and
+\fB.dpkg-*\fP files skipped).
+.TP
+\fB$XDG_CONFIG_HOME/ncspv/ncspv.conf\fP (default \fB~/.config/ncspv/ncspv.conf\fP) and its \fBncspv.d/\fP
+The user's configuration, read after the system's.
+.TP
+\fB<datadir>/<network>/headers.db\fP
+Verified block headers (bbolt). It holds nothing that a sync does not fetch again: a damaged
+one may be deleted.
+.TP
+\fB<datadir>/<network>/tls-pins.json\fP
+Pinned TLS certificates of the ElectrumX servers. Delete an entry to accept a server's new
+certificate.
+.TP
+\fB<datadir>/<network>/.cookie\fP, or \fB$RUNTIME_DIRECTORY/.cookie\fP under systemd
+RPC credentials (\fB__cookie__:\fP\fIpassword\fP), written at start and removed at exit when no
+\fB--rpcpass\fP is set.
+.SH ENVIRONMENT
+.TP
+\fBNCSPV_CONFDIR\fP
+Directory of the system configuration instead of \fB/etc/ncspv\fP.
+.TP
+\fBSTATE_DIRECTORY\fP, \fBRUNTIME_DIRECTORY\fP
+Set by systemd: the default data directory and the cookie's directory.
+.TP
+\fBXDG_DATA_HOME\fP, \fBXDG_CONFIG_HOME\fP, \fBHOME\fP
+Default data and user config directories.
+.TP
+\fBTOR_SOCKS_HOST\fP, \fBTOR_SOCKS_PORT\fP, \fBTOR_SOCKS_IPC_PATH\fP
+Tor Browser's SOCKS proxy, used when \fB--proxy\fP is not given.
+.TP
+\fBGOMEMLIMIT\fP
+Go's soft memory limit; ncspv sets 16 MiB when it is unset.
+.SH EXIT STATUS
+0 on success; 1 when the command failed (no server reachable, a name that cannot be shown);
+2 for a usage error: an unknown command or option, or a bad value on the command line or in a
+config file.
+.SH SEE ALSO
+.BR tor (1),
+.BR namecoind (1),
+.BR ncprop279 (1),
+.BR systemd.exec (5)
+`
