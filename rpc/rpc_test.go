@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -453,5 +454,33 @@ func TestCookieWriteFailure(t *testing.T) {
 	}
 	if _, err := os.Stat(cookie + ".tmp"); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("temporary cookie left behind: %v", err)
+	}
+}
+
+// TestCookiePerms: as Core's -rpccookieperms, the cookie may be made
+// readable by its group (set to another service's, e.g. Tor's for
+// ncprop279) or by all; by default only its owner reads it.
+func TestCookiePerms(t *testing.T) {
+	for _, c := range []struct {
+		mode os.FileMode
+		gid  int
+		want os.FileMode
+	}{{0, -1, 0o600}, {0o640, -1, 0o640}, {0o644, -1, 0o644}, {0o640, 4242, 0o640}} {
+		if c.gid > 0 && os.Geteuid() != 0 {
+			continue // only root may give a file to any group
+		}
+		cookie := filepath.Join(t.TempDir(), ".cookie")
+		s, err := rpc.New(rpc.Config{Backend: stub{}, CookiePath: cookie, CookieMode: c.mode, CookieGID: c.gid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := os.Stat(cookie)
+		if err != nil || st.Mode().Perm() != c.want {
+			t.Errorf("mode %o: %v %v", c.mode, st.Mode(), err)
+		}
+		if gid := int(st.Sys().(*syscall.Stat_t).Gid); c.gid > 0 && gid != c.gid {
+			t.Errorf("group %d, want %d", gid, c.gid)
+		}
+		s.Close()
 	}
 }

@@ -54,6 +54,12 @@ type Config struct {
 	// cookie file is written at CookiePath instead (Core's __cookie__).
 	User, Pass string
 	CookiePath string
+	// CookieMode is the cookie file's mode (default 0600; Core's
+	// -rpccookieperms: 0640 for group, 0644 for all). CookieGID, if not
+	// -1, is its group, so that another service's user (ncprop279's, in
+	// Tor's group) can read it.
+	CookieMode os.FileMode
+	CookieGID  int
 	// MaxBody caps a request body (default 1 MiB).
 	MaxBody int64
 	// MaxConcurrent caps requests served at once (default 64); others wait.
@@ -112,7 +118,7 @@ func New(cfg Config) (*Server, error) {
 			return nil, errors.New("rpc: set a password or a cookie path")
 		}
 		var err error
-		if user, pass, err = writeCookie(cfg.CookiePath); err != nil {
+		if user, pass, err = writeCookie(cfg.CookiePath, cfg.CookieMode, cfg.CookieGID); err != nil {
 			return nil, err
 		}
 	} else if user == "" {
@@ -129,8 +135,12 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// writeCookie writes __cookie__:<64 hex> atomically with mode 0600.
-func writeCookie(path string) (string, string, error) {
+// writeCookie writes __cookie__:<64 hex> atomically with mode (0600 if
+// zero) and, unless gid is -1 or 0, that group.
+func writeCookie(path string, mode os.FileMode, gid int) (string, string, error) {
+	if mode == 0 {
+		mode = 0o600
+	}
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", "", err
@@ -141,6 +151,12 @@ func writeCookie(path string) (string, string, error) {
 	}
 	tmp := path + ".tmp"
 	err := os.WriteFile(tmp, []byte(CookieUser+":"+pass), 0o600)
+	if err == nil && gid > 0 {
+		err = os.Chown(tmp, -1, gid)
+	}
+	if err == nil {
+		err = os.Chmod(tmp, mode) // after the group: never readable by the wrong one
+	}
 	if err == nil {
 		err = os.Rename(tmp, path)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -40,6 +41,8 @@ type config struct {
 	RPCListen      []string `long:"rpclisten" description:"Address for the JSON-RPC server; repeatable (default 127.0.0.1:8336 on mainnet, 127.0.0.1:18336 on testnet, 127.0.0.1:18443 on regtest)"`
 	RPCUser        string   `long:"rpcuser" description:"RPC user name (with --rpcpass; else a cookie file is used)"`
 	RPCPass        string   `long:"rpcpass" default-mask:"-" description:"RPC password"`
+	RPCCookiePerms string   `long:"rpccookieperms" default:"owner" choice:"owner" choice:"group" choice:"all" description:"Who may read the cookie file: owner (0600), group (0640) or all (0644), as Namecoin Core's -rpccookieperms"`
+	RPCCookieGroup string   `long:"rpccookiegroup" description:"Group of the cookie file (e.g. debian-tor, so that ncprop279 run by Tor can read it with --rpccookieperms=group); the daemon must be a member"`
 	RPCCookie      string   `long:"rpccookie" description:"Cookie file for RPC authentication (default: <datadir>/<network>/.cookie, or $RUNTIME_DIRECTORY/.cookie under systemd)"`
 	Confirmations  int      `long:"confirmations" default:"12" description:"Confirmations a name update should have: the newest update this deep answers while live; a fresher one answers only when none is"`
 	LookupDeadline int      `long:"lookupdeadline" default:"1200" description:"Milliseconds after which a lookup answers with the newest verified answer in hand instead of waiting for slower servers (ncprop279 and ncdns give up after 1500); a lookup whose caller gave up goes on and is cached for the retry"`
@@ -59,6 +62,10 @@ func (c *config) network() (*headers.Params, error) {
 	}
 	return &headers.MainNetParams, nil
 }
+
+// systemCookie is where the packaged unit's daemon writes its cookie
+// (RuntimeDirectory=ncspv): the command-line tools look there too.
+var systemCookie = "/run/ncspv/.cookie"
 
 // systemConfigDir holds the system-wide config ($NCSPV_CONFDIR overrides
 // it); tests point it at a directory of their own, so that what is
@@ -318,7 +325,12 @@ type resolved struct {
 	proxy     tor.Proxy
 	rpcListen []string
 	cookie    string
-	logLevel  slog.Level
+	// cookieFallbacks are read by clients when cookie is not there: the
+	// system daemon's (its unit's RuntimeDirectory).
+	cookieFallbacks []string
+	cookieMode      os.FileMode
+	cookieGID       int
+	logLevel        slog.Level
 }
 
 var defaultRPCPort = map[string]string{"mainnet": "8336", "testnet": "18336", "regtest": "18443"}
@@ -386,7 +398,17 @@ func (c *config) resolve(getenv func(string) string) (*resolved, error) {
 			r.cookie = filepath.Join(strings.Split(rd, ":")[0], ".cookie")
 		} else {
 			r.cookie = filepath.Join(r.netDir, ".cookie")
+			r.cookieFallbacks = []string{systemCookie}
 		}
+	}
+	r.cookieMode = map[string]os.FileMode{"owner": 0o600, "group": 0o640, "all": 0o644}[c.RPCCookiePerms]
+	r.cookieGID = -1
+	if c.RPCCookieGroup != "" {
+		g, err := user.LookupGroup(c.RPCCookieGroup)
+		if err != nil {
+			return nil, fmt.Errorf("--rpccookiegroup: %w", err)
+		}
+		r.cookieGID, _ = strconv.Atoi(g.Gid)
 	}
 	if c.LookupDeadline < 1 {
 		return nil, fmt.Errorf("--lookupdeadline must be at least 1 (milliseconds), got %d", c.LookupDeadline)

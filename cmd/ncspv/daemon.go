@@ -151,7 +151,7 @@ func runDaemon(parent context.Context, cfg *config, getenv func(string) string, 
 
 	srv, err := rpc.New(rpc.Config{
 		Backend: n.engine, Chain: chainName[r.params.Name],
-		User: cfg.RPCUser, Pass: cfg.RPCPass, CookiePath: r.cookie,
+		User: cfg.RPCUser, Pass: cfg.RPCPass, CookiePath: r.cookie, CookieMode: r.cookieMode, CookieGID: r.cookieGID,
 		Stop: stop, Logger: log,
 	})
 	if err != nil {
@@ -319,6 +319,11 @@ func (c *nameShowCommand) Execute([]string) error {
 	if c.RPCConnect != "" {
 		return askDaemon(c.RPCConnect)
 	}
+	if daemonAnswers(r.rpcListen[0]) {
+		// A running daemon answers, with its headers and its circuits:
+		// no second engine, database and Tor traffic of our own.
+		return askDaemon(r.rpcListen[0])
+	}
 	name, err := spv.Decode(c.Args.Name, nameEnc)
 	if err != nil {
 		return err
@@ -346,13 +351,33 @@ func (c *nameShowCommand) Execute([]string) error {
 
 // statusCommand prints the chain state: from the daemon if one runs
 // (it holds the database), else from the database.
-type statusCommand struct{}
+type statusCommand struct {
+	RPCConnect string `long:"rpcconnect" description:"Ask the daemon at this address (default: the daemon on --rpclisten, when one answers there)"`
+}
 
 func (c *statusCommand) Execute([]string) error {
 	cfg := activeConfig
 	r, err := cfg.resolve(os.Getenv)
 	if err != nil {
 		return err
+	}
+	// A daemon (the system one, say, whose database is not the user's)
+	// knows better than a database of our own: ask it when one answers.
+	addr := c.RPCConnect
+	if addr == "" && daemonAnswers(r.rpcListen[0]) {
+		addr = r.rpcListen[0]
+	}
+	if addr != "" {
+		res, err := callRPC(context.Background(), addr, cfg, r, "getblockchaininfo", nil)
+		if err != nil {
+			return fmt.Errorf("daemon at %s: %w", addr, err)
+		}
+		var info map[string]any
+		if err := json.Unmarshal(res, &info); err != nil {
+			return err
+		}
+		info["daemon"] = addr
+		return printJSON(info)
 	}
 	cp := checkpoints.ForNetwork(r.params)
 	store, err := headers.OpenStore(filepath.Join(r.netDir, "headers.db"), r.params, cp.Anchor(),
@@ -406,17 +431,51 @@ func inEncodings(raw json.RawMessage, nameEnc, valueEnc spv.Encoding) any {
 	return j
 }
 
+// errDaemonAuth: a daemon answers but not to our credentials.
+var errDaemonAuth = errors.New("RPC credentials refused")
+
+// readCookie reads the RPC cookie: the configured one, else the packaged
+// system daemon's.
+func readCookie(r *resolved) (string, string, error) {
+	var firstErr error
+	for _, path := range append([]string{r.cookie}, r.cookieFallbacks...) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			if errors.Is(err, os.ErrPermission) {
+				return "", "", fmt.Errorf("%w: cannot read the RPC cookie %s: %v (the daemon's --rpccookieperms and --rpccookiegroup decide who may)", errDaemonAuth, path, err)
+			}
+			continue
+		}
+		u, p, ok := strings.Cut(strings.TrimSpace(string(b)), ":")
+		if !ok {
+			return "", "", fmt.Errorf("cookie file %s is malformed", path)
+		}
+		return u, p, nil
+	}
+	return "", "", fmt.Errorf("read RPC cookie: %w", firstErr)
+}
+
+// daemonAnswers reports whether an ncspv daemon (or another JSON-RPC
+// server) listens at addr: a refused connection means none.
+func daemonAnswers(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
+}
+
 // callRPC calls the daemon with the configured user/password or cookie.
 func callRPC(ctx context.Context, addr string, cfg *config, r *resolved, method string, params []any) (json.RawMessage, error) {
 	user, pass := cfg.RPCUser, cfg.RPCPass
 	if pass == "" {
-		b, err := os.ReadFile(r.cookie)
+		u, p, err := readCookie(r)
 		if err != nil {
-			return nil, fmt.Errorf("read RPC cookie: %w", err)
-		}
-		u, p, ok := strings.Cut(strings.TrimSpace(string(b)), ":")
-		if !ok {
-			return nil, fmt.Errorf("cookie file %s is malformed", r.cookie)
+			return nil, err
 		}
 		user, pass = u, p
 	}
@@ -431,6 +490,9 @@ func callRPC(ctx context.Context, addr string, cfg *config, r *resolved, method 
 		return nil, err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized {
+		return nil, fmt.Errorf("%w: the daemon at %s refused the RPC credentials (give its --rpcuser/--rpcpass, or --rpccookie with a cookie you may read; docs/deploy.md)", errDaemonAuth, addr)
+	}
 	var out struct {
 		Result json.RawMessage `json:"result"`
 		Error  *rpc.Error      `json:"error"`

@@ -276,3 +276,58 @@ func TestRPCPortTaken(t *testing.T) {
 		t.Errorf("cookie left behind: %v", err)
 	}
 }
+
+// TestCLIFindsSystemDaemon: with the daemon running as its unit runs it
+// (its own state directory, the cookie in its runtime directory), the
+// command-line tools of a user with a data directory of their own ask it:
+// status shows the daemon's chain, name-show its answer, and no database
+// or engine of the user's is started.
+func TestCLIFindsSystemDaemon(t *testing.T) {
+	srv := nameChainServer(t, 9, 40, 30, "d/daemon", `{"ip":"9.9.9.9"}`, electrumxtest.Options{Pad: true})
+	state, runtime, userDir := t.TempDir(), t.TempDir(), t.TempDir()
+	addr := freeLoopbackAddr(t)
+	cfg, _, _, err := loadConfig([]string{"--regtest", "--server", srv.Address().String(), "--proxy=none",
+		"--rpclisten=" + addr, "--confirmations=3", "--debuglevel=error"}, env(nil), noCommands)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan []string, 1)
+	done := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		done <- runDaemon(ctx, cfg, env(map[string]string{"STATE_DIRECTORY": state, "RUNTIME_DIRECTORY": runtime}), ready)
+	}()
+	defer func() { cancel(); <-done }()
+	<-ready
+	cookie := filepath.Join(runtime, ".cookie")
+	client, err := ncrpcclient.New(&rpcclient.ConnConfig{Host: addr, CookiePath: cookie, HTTPPostMode: true, DisableTLS: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Shutdown()
+	nameShowOnceSynced(t, client, "d/daemon", "", 10*time.Second, nil)
+
+	old := systemCookie
+	systemCookie = cookie // where the unit's daemon writes it (/run/ncspv/.cookie)
+	defer func() { systemCookie = old }()
+	user := []string{"--regtest", "--datadir", userDir, "--rpclisten=" + addr}
+	out := captureStdout(t, func() {
+		if code := run(append(user, "status"), env(nil)); code != 0 {
+			t.Errorf("status: exit %d", code)
+		}
+	})
+	if !strings.Contains(out, `"daemon": "`+addr+`"`) || !strings.Contains(out, `"blocks": 40`) {
+		t.Fatalf("status did not ask the daemon:\n%s", out)
+	}
+	out = captureStdout(t, func() {
+		if code := run(append(user, "name-show", "d/daemon"), env(nil)); code != 0 {
+			t.Errorf("name-show: exit %d", code)
+		}
+	})
+	if !strings.Contains(out, `9.9.9.9`) {
+		t.Fatalf("name-show:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(userDir, "regtest", "headers.db")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the user's own database was created: %v", err)
+	}
+}

@@ -33,6 +33,9 @@ func (c *prop279Command) Execute([]string) error {
 	defer stop()
 	var lookup prop279.Lookup
 	addr := c.RPCConnect
+	if addr == "" && daemonAnswers(r.rpcListen[0]) {
+		addr = r.rpcListen[0] // a running daemon resolves, with its circuits
+	}
 	if addr == "" {
 		n, err := openNode(cfg, r, log)
 		switch {
