@@ -44,10 +44,11 @@ func lookupBenchNames() []string {
 // benchLookupsCommand measures lookups the way ncprop279 makes them,
 // through an emulated Tor link and on loopback.
 type benchLookupsCommand struct {
-	Sequential int    `long:"sequential" default:"10" description:"Lookups per sequential case"`
-	Flood      int    `long:"flood" default:"2000" description:"Lookups, each with its own stream ID, in the memory case"`
-	Link       string `long:"link" default:"2000,250,1048576" description:"Emulated Tor link: circuit setup ms, one-way delay ms, bytes per second"`
-	FloodOnly  bool   `long:"flood-only" description:"Only the memory case"`
+	Sequential   int    `long:"sequential" default:"10" description:"Lookups per sequential case"`
+	Flood        int    `long:"flood" default:"2000" description:"Lookups, each with its own stream ID, in the memory case"`
+	Link         string `long:"link" default:"2000,250,1048576" description:"Emulated Tor link: circuit setup ms, one-way delay ms, bytes per second"`
+	FloodOnly    bool   `long:"flood-only" description:"Only the memory case"`
+	LoopbackOnly bool   `long:"loopback-only" description:"Leave out the emulated Tor link (minutes of waiting for circuits)"`
 }
 
 func (c *benchLookupsCommand) Execute([]string) error {
@@ -100,7 +101,11 @@ func (c *benchLookupsCommand) Execute([]string) error {
 	fmt.Println()
 	fmt.Println("| link | server | case | lookups | p50 | p99 | bytes/lookup | round trips/lookup |")
 	fmt.Println("|---|---|---|---|---|---|---|---|")
-	for _, linkName := range []string{"loopback", "Tor link"} {
+	links := []string{"loopback", "Tor link"}
+	if c.LoopbackOnly {
+		links = links[:1]
+	}
+	for _, linkName := range links {
 		for _, srv := range []string{"1.20", "1.18", "1.20 + silent"} {
 			if err := c.runCases(ask, proxies[linkName], linkName, srv); err != nil {
 				return err

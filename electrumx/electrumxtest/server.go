@@ -472,16 +472,19 @@ func (s *Server) write(sc *serverConn, b []byte, small bool) {
 	sc.lastSend = time.Now()
 }
 
-// pad grows a JSON object with spaces before its final brace so that the
-// line (with its newline) is a power of two of at least 1 KiB.
+// pad grows a JSON object or array with spaces before its final brace or
+// bracket so that the line (with its newline) is a power of two of at
+// least 1 KiB.
 func pad(b []byte) []byte {
 	size := 1024
 	for size < len(b)+1 {
 		size *= 2
 	}
-	if len(b) == 0 || b[len(b)-1] != '}' {
+	// A batch's reply (a JSON array) is one message, padded as any other.
+	if len(b) == 0 || (b[len(b)-1] != '}' && b[len(b)-1] != ']') {
 		return b
 	}
+	last := b[len(b)-1]
 	// In place when the buffer has room (one more byte for the newline);
 	// a clipped buffer is copied first.
 	if cap(b) < size {
@@ -491,7 +494,7 @@ func pad(b []byte) []byte {
 	for len(b) < size-2 {
 		b = append(b, spaces[:min(len(spaces), size-2-len(b))]...)
 	}
-	return append(b, '}')
+	return append(b, last)
 }
 
 var spaces = bytes.Repeat([]byte{' '}, 4096)
