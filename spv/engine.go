@@ -303,18 +303,56 @@ func (e *Engine) Sync(ctx context.Context) error {
 	var errs []error
 	var future error
 	ok := 0
-	for _, s := range e.servers() {
-		if ok >= e.cfg.QueryServers {
-			break
+	// Servers are connected to a few at a time, and synced with in the
+	// order they answer: one that stalls (or a Tor still without
+	// circuits) holds up no other. The first sync ends within two
+	// handshake timeouts when none answers.
+	servers := e.servers()
+	type dialed struct {
+		s   electrumx.Server
+		err error
+	}
+	answered := make(chan dialed, len(servers))
+	started := 0
+	// Demoted servers (last in the list) are dialed only once every other
+	// has failed: one that lied or stalled is left alone for DemoteFor,
+	// not asked again on every sync.
+	limit := e.undemoted(servers)
+	if limit == 0 {
+		limit = len(servers)
+	}
+	dialNext := func() {
+		if started == limit {
+			return
 		}
-		if ok > 0 && e.isDemoted(s) {
-			// Demoted servers come last and are asked only while no
-			// server has served the sync: a server that lied or stalled
-			// is left alone for DemoteFor, instead of being asked again
-			// on every sync.
-			break
+		s := servers[started]
+		started++
+		go func() {
+			_, err := e.syncConn(ctx, s)
+			answered <- dialed{s, err}
+		}()
+	}
+	for range min(limit, e.cfg.QueryServers+1) {
+		dialNext()
+	}
+	slow := time.NewTimer(slowConnectNotice)
+	defer slow.Stop()
+	for finished := 0; finished < started && ok < e.cfg.QueryServers; finished++ {
+		var d dialed
+		select {
+		case d = <-answered:
+		case <-slow.C:
+			e.log.Info("no ElectrumX server has answered yet; waiting for Tor (right after boot it may still be connecting to the network)",
+				"waited", slowConnectNotice.String())
+			d = <-answered
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		err := e.syncWith(ctx, s)
+		dialNext()
+		s, err := d.s, d.err
+		if err == nil {
+			err = e.syncWith(ctx, s)
+		}
 		if errors.Is(err, ErrHeaderFromFuture) {
 			// Not the server's fault, and what came before that header
 			// is stored: synced as far as our clock allows.
@@ -346,8 +384,17 @@ func (e *Engine) Sync(ctx context.Context) error {
 			e.log.Info("sync from server failed", "server", s.String(), "err", err)
 		}
 		errs = append(errs, fmt.Errorf("%s: %w", s, err))
+		if finished+1 == started && ok == 0 && limit < len(servers) {
+			limit = len(servers) // every other failed: the demoted too
+			for range min(limit-started, e.cfg.QueryServers+1) {
+				dialNext()
+			}
+		}
 	}
 	if ok == 0 {
+		if len(errs) > 0 && allNoCircuit(errs) {
+			e.log.Warn("no ElectrumX server reachable: Tor has not built a circuit to any; is it connected to the network yet?")
+		}
 		return noServer(errs)
 	}
 	e.mu.Lock()
@@ -358,6 +405,21 @@ func (e *Engine) Sync(ctx context.Context) error {
 	}
 	e.mu.Unlock()
 	return nil
+}
+
+// slowConnectNotice is when a sync that no server has answered yet says
+// so in the log, instead of staying silent for a handshake timeout.
+const slowConnectNotice = 5 * time.Second
+
+// allNoCircuit reports whether every server failed because Tor had no
+// circuit for it.
+func allNoCircuit(errs []error) bool {
+	for _, err := range errs {
+		if !errors.Is(err, tor.ErrNoCircuit) {
+			return false
+		}
+	}
+	return true
 }
 
 // catchUpDelay is how long after a lookup the catch-up it prompted

@@ -177,3 +177,30 @@ func TestAbsurdMerklePosition(t *testing.T) {
 		t.Fatal("not demoted")
 	}
 }
+
+// TestServersConnectInParallel: servers are connected to a few at a time
+// and synced with in the order they answer, so two that never finish
+// their handshake (30 s each here) do not hold up the third, wherever it
+// comes in the list. One after another, this sync would take a minute.
+func TestServersConnectInParallel(t *testing.T) {
+	nc := buildNamedChain(35)
+	honest := startServer(t, nc.backend(), "1.4.3")
+	var silent []electrumx.Server
+	for range 2 {
+		s := startServer(t, nc.backend(), "1.4.3")
+		s.SetHook(func(electrumxtest.Request) *electrumxtest.Action { return &electrumxtest.Action{NoReply: true} })
+		silent = append(silent, s.Address())
+	}
+	pool := electrumx.NewPool(electrumx.Config{HandshakeTimeout: 30 * time.Second})
+	t.Cleanup(pool.Close)
+	e, store := newEngineConfig(t, spv.Config{Params: &headers.RegTestParams, Pool: pool,
+		Servers: append(silent, honest.Address()), QueryServers: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := e.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if store.Tip().Hash != nc.g.Tip().Hash {
+		t.Fatalf("tip %d", store.Tip().Height)
+	}
+}

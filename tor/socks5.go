@@ -18,6 +18,11 @@ import (
 // circuit, so ncspv refuses it rather than lose isolation silently.
 var ErrNoIsolation = errors.New("the SOCKS proxy does not accept username/password authentication, which stream isolation needs")
 
+// ErrNoCircuit: Tor took the connection but did not answer it in time:
+// it has no circuit to build with, as right after boot before it has
+// connected to the network (Tails and Whonix take a minute or two).
+var ErrNoCircuit = errors.New("Tor has not built a circuit (is it connected to the network yet? right after boot this takes a minute or two)")
+
 // ErrSOCKS is wrapped by every failure the proxy reports or causes in the
 // SOCKS exchange itself.
 var ErrSOCKS = errors.New("SOCKS proxy error")
@@ -27,13 +32,16 @@ var ErrSOCKS = errors.New("SOCKS proxy error")
 var socksReplies = map[byte]string{
 	1: "general failure", 2: "connection not allowed by ruleset",
 	3: "network unreachable", 4: "host unreachable", 5: "connection refused",
-	6: "TTL expired (Tor could not build a circuit in time)", 7: "command not supported",
+	6: "TTL expired (Tor could not build a circuit in time: is it connected to the network yet?)", 7: "command not supported",
 	8:    "address type not supported",
 	0xf0: "onion service descriptor not found", 0xf1: "onion service descriptor invalid",
 	0xf2: "onion service introduction failed", 0xf3: "onion service rendezvous failed",
 	0xf4: "onion service missing client authorization", 0xf5: "onion service wrong client authorization",
 	0xf6: "invalid onion service address", 0xf7: "onion service introduction timed out",
 }
+
+// errAwaitingConnect marks a failure while the proxy had the CONNECT.
+var errAwaitingConnect = errors.New("no answer to CONNECT")
 
 // SOCKSReplyError is a CONNECT the proxy answered with a failure code.
 type SOCKSReplyError struct{ Code byte }
@@ -71,6 +79,9 @@ func socksConnect(ctx context.Context, conn net.Conn, addr string, c Credentials
 	defer stop()
 	err = socksExchange(conn, host, uint16(port), c)
 	if err != nil && ctx.Err() != nil {
+		if errors.Is(err, errAwaitingConnect) {
+			return fmt.Errorf("%w: %w", ErrNoCircuit, ctx.Err())
+		}
 		return ctx.Err()
 	}
 	return err
@@ -119,7 +130,7 @@ func socksExchange(conn net.Conn, host string, port uint16, c Credentials) error
 	}
 	var h [4]byte
 	if _, err := io.ReadFull(conn, h[:]); err != nil {
-		return fmt.Errorf("%w: no answer to CONNECT: %v", ErrSOCKS, err)
+		return fmt.Errorf("%w: %w: %v", ErrSOCKS, errAwaitingConnect, err)
 	}
 	if h[0] != 5 {
 		return fmt.Errorf("%w: version %d in the CONNECT answer", ErrSOCKS, h[0])

@@ -327,3 +327,20 @@ func TestConcurrentLookupsShareOneDial(t *testing.T) {
 		t.Fatalf("%d connections for one stream ID", n)
 	}
 }
+
+// TestNoCircuit: a Tor that takes the connection but never answers it
+// (no circuit yet, right after boot) is reported as that, not as a server
+// that stalled.
+func TestNoCircuit(t *testing.T) {
+	f := newTorFixture(t, nil)
+	f.proxy.SetMode(tortest.NoCircuit)
+	g := tor.NewRouter(tor.Proxy{Network: "tcp", Address: f.proxy.Addr()}).ForStream("s")
+	_, err := electrumx.Dial(context.Background(), f.server, electrumx.Config{Dial: electrumx.DialFunc(g.Dial),
+		Pins: &electrumx.PinStore{}, HandshakeTimeout: 300 * time.Millisecond})
+	if !errors.Is(err, tor.ErrNoCircuit) || !errors.Is(err, electrumx.ErrStalled) {
+		t.Fatalf("%v, want ErrNoCircuit and ErrStalled", err)
+	}
+	if !strings.Contains(err.Error(), "connected to the network") {
+		t.Fatalf("the message does not say what is happening: %v", err)
+	}
+}

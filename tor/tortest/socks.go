@@ -34,6 +34,9 @@ const (
 	RefuseAll         // answer every CONNECT with "host unreachable"
 	GarbageReply      // answer the greeting with garbage
 	HangUp            // close right after the greeting
+	// NoCircuit takes the CONNECT and never answers it, as Tor does while
+	// it has no circuit (before it has connected to the network).
+	NoCircuit
 )
 
 // Link emulates what Tor puts between a client and a server, as Tor
@@ -212,6 +215,10 @@ func (p *Proxy) serve(c net.Conn) {
 		return
 	}
 	rec.Target, rec.Domain = target, domain
+	if mode == NoCircuit {
+		io.Copy(io.Discard, c) // until the client gives up
+		return
+	}
 	p.mu.Lock()
 	p.records = append(p.records, rec)
 	real, ok := p.routes[target]
