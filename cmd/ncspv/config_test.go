@@ -284,3 +284,22 @@ func captureStdout(t *testing.T, f func()) string {
 	w.Close()
 	return string(<-done)
 }
+
+// TestUsageHints: what a Namecoin Core or Electrum-NMC user types by habit
+// gets a usage error (exit 2) that says what to type instead.
+func TestUsageHints(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		hint string
+	}{
+		{[]string{"-conf=/etc/namecoin.conf"}, "--configfile"},
+		{[]string{"-regtest"}, "--regtest, not -regtest"},
+		{[]string{"name_show", "d/x"}, `did you mean "name-show"`},
+	} {
+		var code int
+		stderr := captureStderr(t, func() { code = run(c.args, env(map[string]string{"HOME": t.TempDir()})) })
+		if code != 2 || !strings.Contains(stderr, c.hint) {
+			t.Errorf("%v: exit %d, %q; want 2 and %q", c.args, code, stderr, c.hint)
+		}
+	}
+}
