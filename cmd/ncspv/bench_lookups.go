@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/ncspv/ncspv/checkpoints"
 	"github.com/ncspv/ncspv/electrumx"
 	"github.com/ncspv/ncspv/electrumx/electrumxtest"
@@ -49,6 +52,13 @@ type benchLookupsCommand struct {
 	Link         string `long:"link" default:"2000,250,1048576" description:"Emulated Tor link: circuit setup ms, one-way delay ms, bytes per second"`
 	FloodOnly    bool   `long:"flood-only" description:"Only the memory case"`
 	LoopbackOnly bool   `long:"loopback-only" description:"Leave out the emulated Tor link (minutes of waiting for circuits)"`
+	Recording    string `long:"recording" description:"Serve the chain and names of a recording of real Namecoin Core regtest and ElectrumX (../shared/vectors/regtest-recording.json) instead of the generated chain"`
+
+	// What is served, from the child: the chain's tip, its names, and the
+	// one renewed all along.
+	tip     int32
+	names   []string
+	renewed string
 }
 
 func (c *benchLookupsCommand) Execute([]string) error {
@@ -63,7 +73,7 @@ func (c *benchLookupsCommand) Execute([]string) error {
 	if err != nil {
 		return err
 	}
-	child := exec.Command(self, "bench-lookup-server", "--link", c.Link)
+	child := exec.Command(self, "bench-lookup-server", "--link", c.Link, "--recording", c.Recording)
 	child.Stderr = os.Stderr
 	stdin, _ := child.StdinPipe()
 	stdout, _ := child.StdoutPipe()
@@ -86,9 +96,23 @@ func (c *benchLookupsCommand) Execute([]string) error {
 	if err != nil || len(f) != 3 || f[0] != "ready" {
 		return fmt.Errorf("bench server did not start: %v %v", f, err)
 	}
+	served, err := ask("")
+	if err != nil || len(served) < 4 || served[0] != "chain" {
+		return fmt.Errorf("bench server: %v %v", served, err)
+	}
+	tip, _ := strconv.Atoi(served[1])
+	c.tip, c.renewed = int32(tip), unhexName(served[2])
+	for _, h := range served[3:] {
+		c.names = append(c.names, unhexName(h))
+	}
 	proxies := map[string]string{"loopback": f[1], "Tor link": f[2]}
 	fmt.Printf("Machine: %d CPUs, %s %s/%s, %s build.\n", runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH, buildKind())
-	fmt.Printf("Chain: %d regtest blocks; %s renewed every 5 blocks (300 updates); 20 names near the tip.\n", lookupBenchTip, lookupBenchRenewed)
+	if c.Recording != "" {
+		fmt.Printf("Chain: the recording of real Namecoin Core regtest and ElectrumX 1.20 (%s): %d blocks, %d names; %s renewed all along.\n",
+			filepath.Base(c.Recording), c.tip, len(c.names), c.renewed)
+	} else {
+		fmt.Printf("Chain: %d regtest blocks; %s renewed every 5 blocks (300 updates); 20 names near the tip.\n", c.tip, c.renewed)
+	}
 	fmt.Printf("Servers (fake ElectrumX, padded, 1 ms per get_value_proof entry): 1.20 (holds replies under 1 KiB after the first 1 KiB), 1.18 (holds every one), and one that never answers.\n")
 	fmt.Printf("Tor link: a new circuit %v per credential pair, %v each way, %d bytes/s. Loopback: the same SOCKS proxy, no delays.\n",
 		link.CircuitSetup, link.OneWay, link.BytesPerSecond)
@@ -173,18 +197,18 @@ func (c *benchLookupsCommand) floor(ask func(string) ([]string, error), proxyAdd
 		return err
 	}
 	defer cl.Close()
-	sh := spv.NameScriptHash([]byte(lookupBenchNames()[0]))
+	sh := spv.NameScriptHash([]byte(c.renewed))
 	var lat []time.Duration
 	b0, r0, err := counters(ask, proxyAddr)
 	if err != nil {
 		return err
 	}
 	for range c.Sequential {
-		call, _, err := cl.ValueProofCall(sh, lookupBenchTip-11)
+		call, _, err := cl.ValueProofCall(sh, c.tip-11)
 		if err != nil {
 			return err
 		}
-		hc, _ := electrumx.HeadersCall(lookupBenchTip, 9) // as the engine asks: one header this size passes 1 KiB
+		hc, _ := electrumx.HeadersCall(c.tip-c.fillerHeaders()+1, int(c.fillerHeaders())+8) // as the engine asks
 		t0 := time.Now()
 		if err := cl.Batch(context.Background(), []*electrumx.BatchCall{call, hc}); err != nil {
 			return err
@@ -228,7 +252,7 @@ func (c *benchLookupsCommand) runCases(ask func(string) ([]string, error), proxy
 	}
 	defer closeAll()
 	ctx := context.Background()
-	names := lookupBenchNames()
+	names := c.names
 	stream := 0
 	newStream := func() string { stream++; return fmt.Sprintf("%s-%s-%d", linkName, kind, stream) }
 	// Warm-up: one lookup, which also opens the spare circuits. Between
@@ -257,9 +281,9 @@ func (c *benchLookupsCommand) runCases(ask func(string) ([]string, error), proxy
 			settle()
 			return timed(names[i%len(names)], spv.LookupOptions{StreamID: newStream()})
 		}},
-		{"(a) new stream ID, " + lookupBenchRenewed, func(i int) time.Duration {
+		{"(a) new stream ID, " + c.renewed, func(i int) time.Duration {
 			settle()
-			return timed(lookupBenchRenewed, spv.LookupOptions{StreamID: newStream()})
+			return timed(c.renewed, spv.LookupOptions{StreamID: newStream()})
 		}},
 		{"(b) repeat on a stream, next name", func(i int) time.Duration {
 			return timed(names[i%len(names)], spv.LookupOptions{StreamID: repeatStream})
@@ -346,13 +370,15 @@ func (c *benchLookupsCommand) flood(ask func(string) ([]string, error), proxyAdd
 	sem := make(chan struct{}, 20)
 	var wg sync.WaitGroup
 	var failed sync.Map
-	names := lookupBenchNames()
+	names := c.names
 	for i := range c.Flood {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if _, err := e.NameShow(context.Background(), []byte(names[i%len(names)]), spv.LookupOptions{StreamID: fmt.Sprint("flood-", i)}); err != nil {
+			_, err := e.NameShow(context.Background(), []byte(names[i%len(names)]), spv.LookupOptions{StreamID: fmt.Sprint("flood-", i)})
+			var ne *spv.NameError
+			if err != nil && !errors.As(err, &ne) { // "expired" is an answer
 				failed.Store(i, err)
 			}
 		}()
@@ -379,7 +405,8 @@ func openFiles() int {
 // TOR_PROXY" and answers "count PROXY" with the bytes that proxy relayed
 // and the round trips every server got.
 type benchLookupServerCommand struct {
-	Link string `long:"link" default:"2000,250,1048576"`
+	Link      string `long:"link" default:"2000,250,1048576"`
+	Recording string `long:"recording"`
 }
 
 func (c *benchLookupServerCommand) Execute([]string) error {
@@ -387,29 +414,10 @@ func (c *benchLookupServerCommand) Execute([]string) error {
 	if _, err := fmt.Sscanf(c.Link, "%d,%d,%d", &setup, &oneway, &rate); err != nil {
 		return err
 	}
-	p := &headers.RegTestParams
-	g := chaingen.New(p, 11)
-	g.Slim = true
-	names := lookupBenchNames()
-	for h := int32(1); h <= lookupBenchTip; h++ {
-		var txs [][]byte
-		if h >= 10 && (h-10)%5 == 0 && (h-10)/5 < 300 {
-			op := byte(chaingen.OpUpdate)
-			if h == 10 {
-				op = chaingen.OpFirstUpdate
-			}
-			txs = append(txs, chaingen.NameTx(op, []byte(lookupBenchRenewed), []byte(`{"ip":"127.0.0.1","tor":"renewedaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.onion","n":`+strconv.Itoa(int(h))+`}`),
-				[20]byte{1}, 0, uint64(h)))
-		}
-		if i := int(h) - (lookupBenchTip - 25); i >= 0 && i < len(names) {
-			txs = append(txs, chaingen.NameTx(chaingen.OpFirstUpdate, []byte(names[i]),
-				[]byte(`{"ip":"127.0.0.1","tor":"bench`+strconv.Itoa(i)+`aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.onion"}`),
-				[20]byte{byte(i + 2)}, 0, uint64(10000+i)))
-		}
-		g.Next(chaingen.Spec{Txs: txs})
+	b, served, err := c.backend()
+	if err != nil {
+		return err
 	}
-	b := electrumxtest.FromChain(g)
-	b.IndexNames()
 	s120, err1 := electrumxtest.NewServer(b, electrumxtest.Options{Pad: true, HoldSmall: time.Second, EntryCost: time.Millisecond})
 	s118, err2 := electrumxtest.NewServer(b, electrumxtest.Options{Pad: true, HoldSmall: time.Second, HoldFromStart: true, EntryCost: time.Millisecond})
 	silent, err3 := electrumxtest.NewServer(b, electrumxtest.Options{Pad: true})
@@ -443,6 +451,7 @@ func (c *benchLookupServerCommand) Execute([]string) error {
 		px.Route("silent.test:50001", silent.Address().Addr())
 	}
 	fmt.Printf("ready %s %s\n", loop.Addr(), torp.Addr())
+	fmt.Println(served)
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		f := strings.Fields(in.Text())
@@ -462,4 +471,134 @@ func (c *benchLookupServerCommand) Execute([]string) error {
 		fmt.Println(px.Relayed(), trips)
 	}
 	return nil
+}
+
+func hexName(n string) string { return hex.EncodeToString([]byte(n)) }
+
+func unhexName(h string) string {
+	b, _ := hex.DecodeString(h)
+	return string(b)
+}
+
+func hexNames(names []string) string {
+	var out []string
+	for _, n := range names {
+		out = append(out, hexName(n))
+	}
+	return strings.Join(out, " ")
+}
+
+// fillerHeaders is how many headers the engine sends with a lookup for
+// this chain: one of the generated 1.5 KB headers, two of the
+// recording's 294-byte ones.
+func (c *benchLookupsCommand) fillerHeaders() int32 {
+	if c.Recording != "" {
+		return 2
+	}
+	return 1
+}
+
+// recording is what bench-lookup-server reads of regtest-recording.json.
+type recording struct {
+	TipHeight           int32 `json:"tip_height"`
+	NameExpirationDepth int32 `json:"name_expiration_depth"`
+	Chunks              []struct {
+		Hex string `json:"hex"`
+	} `json:"chunks"`
+	Names map[string]struct {
+		ScriptHash string `json:"scripthash"`
+		History    []struct {
+			TxHash string `json:"tx_hash"`
+			Height int32  `json:"height"`
+		} `json:"history"`
+		ValueProof map[string][]struct {
+			Height   int32  `json:"height"`
+			Tx       string `json:"tx"`
+			TxMerkle struct {
+				Merkle []string `json:"merkle"`
+				Pos    int      `json:"pos"`
+			} `json:"tx_merkle"`
+		} `json:"get_value_proof"`
+	} `json:"names"`
+}
+
+// backend is what the servers serve: the recording's chain and names, or
+// the generated chain; served is the "chain TIP RENEWED NAMES..." line
+// (names in hex) for the parent.
+func (c *benchLookupServerCommand) backend() (*electrumxtest.Backend, string, error) {
+	if c.Recording == "" {
+		return generatedLookupBackend()
+	}
+	raw, err := os.ReadFile(c.Recording)
+	if err != nil {
+		return nil, "", err
+	}
+	var rec recording
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return nil, "", fmt.Errorf("%s: %w", c.Recording, err)
+	}
+	b := electrumxtest.NewBackend()
+	b.ExpirationDepth = rec.NameExpirationDepth
+	for _, ch := range rec.Chunks {
+		hb, _ := hex.DecodeString(ch.Hex)
+		fhs, err := headers.ParseFullHeaders(hb)
+		if err != nil {
+			return nil, "", fmt.Errorf("recorded chunk: %w", err)
+		}
+		for _, fh := range fhs {
+			b.AddRawHeader(fh.Serialize())
+		}
+	}
+	var names []string
+	renewed, most := "", 0
+	for name, rn := range rec.Names {
+		names = append(names, name)
+		entries := rn.ValueProof[rn.ScriptHash]
+		if len(entries) > most {
+			renewed, most = name, len(entries)
+		}
+		for _, en := range entries {
+			txRaw, _ := hex.DecodeString(en.Tx)
+			var branch []chainhash.Hash
+			for _, h := range en.TxMerkle.Merkle {
+				bh, _ := chainhash.NewHashFromStr(h)
+				branch = append(branch, *bh)
+			}
+			b.AddTxProof(txRaw, en.Height, branch, en.TxMerkle.Pos)
+		}
+		for _, h := range rn.History {
+			id, _ := chainhash.NewHashFromStr(h.TxHash)
+			b.AddHistory(rn.ScriptHash, electrumxtest.HistoryEntry{TxHash: *id, Height: h.Height})
+		}
+	}
+	slices.Sort(names)
+	return b, "chain " + strconv.Itoa(int(rec.TipHeight)) + " " + hexName(renewed) + " " + hexNames(names), nil
+}
+
+// generatedLookupBackend generates the bench's own chain.
+func generatedLookupBackend() (*electrumxtest.Backend, string, error) {
+	p := &headers.RegTestParams
+	g := chaingen.New(p, 11)
+	g.Slim = true
+	names := lookupBenchNames()
+	for h := int32(1); h <= lookupBenchTip; h++ {
+		var txs [][]byte
+		if h >= 10 && (h-10)%5 == 0 && (h-10)/5 < 300 {
+			op := byte(chaingen.OpUpdate)
+			if h == 10 {
+				op = chaingen.OpFirstUpdate
+			}
+			txs = append(txs, chaingen.NameTx(op, []byte(lookupBenchRenewed), []byte(`{"ip":"127.0.0.1","tor":"renewedaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.onion","n":`+strconv.Itoa(int(h))+`}`),
+				[20]byte{1}, 0, uint64(h)))
+		}
+		if i := int(h) - (lookupBenchTip - 25); i >= 0 && i < len(names) {
+			txs = append(txs, chaingen.NameTx(chaingen.OpFirstUpdate, []byte(names[i]),
+				[]byte(`{"ip":"127.0.0.1","tor":"bench`+strconv.Itoa(i)+`aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.onion"}`),
+				[20]byte{byte(i + 2)}, 0, uint64(10000+i)))
+		}
+		g.Next(chaingen.Spec{Txs: txs})
+	}
+	b := electrumxtest.FromChain(g)
+	b.IndexNames()
+	return b, "chain " + strconv.Itoa(lookupBenchTip) + " " + hexName(lookupBenchRenewed) + " " + hexNames(names), nil
 }
