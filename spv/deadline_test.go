@@ -172,3 +172,39 @@ func TestNoHold(t *testing.T) {
 		}
 	}
 }
+
+// TestLateServerDemoted: a server that answers after the deadline, when
+// another answered in time, is asked last from then on, and the next
+// lookups do not wait for it.
+func TestLateServerDemoted(t *testing.T) {
+	nc := buildNamedChain(46)
+	fast := startServer(t, nc.backend(), "1.4.3")
+	slow := startServer(t, nc.backend(), "1.4.3")
+	slow.SetHook(func(r electrumxtest.Request) *electrumxtest.Action {
+		if r.Method == "blockchain.name.get_value_proof" {
+			return &electrumxtest.Action{Delay: 400 * time.Millisecond}
+		}
+		return nil
+	})
+	e, _ := newEngineConfig(t, spv.Config{Params: &headers.RegTestParams,
+		Servers: []electrumx.Server{fast.Address(), slow.Address()}, Confirmations: 3, QueryServers: 2,
+		LookupDeadline: 100 * time.Millisecond})
+	ctx := syncEngine(t, e)
+	if _, err := e.NameShow(ctx, []byte("d/ascii"), spv.LookupOptions{StreamID: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(e.Demoted()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if d := e.Demoted(); len(d) != 1 || d[0] != slow.Address().String() {
+		t.Fatalf("demoted %v, want the late server", d)
+	}
+	before := slow.Requests("blockchain.name.get_value_proof")
+	if _, err := e.NameShow(ctx, []byte("d/fresh"), spv.LookupOptions{StreamID: "s2"}); err != nil {
+		t.Fatal(err)
+	}
+	if slow.Requests("blockchain.name.get_value_proof") != before {
+		t.Fatal("the late server was asked again while the other is good")
+	}
+}

@@ -123,7 +123,7 @@ func (e *Engine) NameShow(ctx context.Context, name []byte, opts LookupOptions) 
 	if e.bgCtx.Err() != nil {
 		return nil, errors.New("ncspv is shutting down")
 	}
-	l := &lookup{e: e, name: name, stream: opts.StreamID, tip: tip, want: k,
+	l := &lookup{e: e, name: name, stream: opts.StreamID, tip: tip, want: k, deadline: time.Now().Add(e.cfg.LookupDeadline),
 		results: make(chan outcome, k), answered: make(chan struct{}), done: make(chan struct{})}
 	// The servers are asked in the background, bounded by
 	// BackgroundLookup rather than by the caller: when the caller gives
@@ -170,6 +170,8 @@ type lookup struct {
 	stream string
 	tip    headers.Tip
 	want   int
+	// deadline is when the lookup answered with what it had.
+	deadline time.Time
 
 	results  chan outcome
 	answered chan struct{} // closed at the first answer that verified
@@ -215,6 +217,10 @@ func (l *lookup) add(o outcome, ctx context.Context) {
 		e.demote(o.server, o.err, true)
 	case o.err != nil && stalled(o.err) && ctx.Err() == nil:
 		e.demoteStalled(o.server, o.err)
+	case o.err == nil && time.Now().After(l.deadline) && l.answeredBefore():
+		// Another server answered in time: this one made the caller
+		// wait, or go without it. Lookups ask the others first now.
+		e.demoteStalled(o.server, fmt.Errorf("answered after the %v lookup deadline", e.cfg.LookupDeadline))
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -236,6 +242,13 @@ func (l *lookup) add(o outcome, ctx context.Context) {
 		err = &NameError{Kind: NameNeverExisted, Name: l.name}
 	}
 	e.cache.put(l.stream, l.name, l.tip.Hash, l.best, err)
+}
+
+// answeredBefore reports whether a server has answered already.
+func (l *lookup) answeredBefore() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.nAnswered > 0
 }
 
 // result is the merged answer so far: the newest verified update (nil
