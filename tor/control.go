@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/textproto"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,7 +49,7 @@ func (b *bineController) CloseStream(id string, reason int) error {
 
 // ControlOptions configures RunControlResolver.
 type ControlOptions struct {
-	Addr     string // host:port of Tor's ControlPort
+	Addr     string // host:port of Tor's ControlPort, or unix:/path of its ControlSocket
 	Password string // HASHEDPASSWORD auth; cookie and safecookie need none
 	Resolver *StreamResolver
 	Log      *slog.Logger
@@ -64,7 +65,11 @@ func RunControlResolver(ctx context.Context, o ControlOptions) error {
 	}
 	// The control port is Tor itself, on loopback or a local socket: it is
 	// never reached through the SOCKS proxy.
-	nc, err := (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, "tcp", o.Addr)
+	network, addr, err := ParseControlAddr(o.Addr)
+	if err != nil {
+		return err
+	}
+	nc, err := (&net.Dialer{Timeout: 10 * time.Second}).DialContext(ctx, network, addr)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrControlPort, err)
 	}
@@ -86,7 +91,13 @@ func RunControlResolver(ctx context.Context, o ControlOptions) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrControlPort, err)
 	}
-	if len(kv) == 1 && kv[0].Val == "1" {
+	// What was there is restored at exit: a torrc (or another tool) may
+	// have set it.
+	previous := "0"
+	if len(kv) == 1 && kv[0].Val != "" {
+		previous = kv[0].Val
+	}
+	if previous == "1" {
 		log.Warn("__LeaveStreamsUnattached is already 1: another controller (StemNS?) may be handling streams, " +
 			"and two controllers attaching the same streams race; or an earlier ncspv died without resetting it, " +
 			"in which case the streams it left waiting are taken over now")
@@ -118,11 +129,16 @@ func RunControlResolver(ctx context.Context, o ControlOptions) error {
 			q.push(ev)
 		}
 	}()
-	// Streams already waiting were left by a controller that died (a
-	// crashed ncspv leaves __LeaveStreamsUnattached=1 behind, and Tor holds
-	// every new stream until its SOCKS timeout): take them over.
-	for _, ev := range waitingStreams(conn, log) {
-		q.push(ev)
+	// Streams that exist now are Tor's own, listed as NEW while they wait
+	// for a circuit, unless __LeaveStreamsUnattached was already 1: then
+	// they were left to a controller (one that died, say: a crashed
+	// ncspv leaves it set, and Tor holds every new stream until its SOCKS
+	// timeout), and are taken over. Otherwise only the streams Tor hands
+	// over from now on (CONTROLLER_WAIT) are ours.
+	if previous == "1" {
+		for _, ev := range waitingStreams(conn, log) {
+			q.push(ev)
+		}
 	}
 	handled := make(chan struct{})
 	go func() {
@@ -156,12 +172,33 @@ func RunControlResolver(ctx context.Context, o ControlOptions) error {
 	<-handled
 	r.Wait()
 	if runErr == nil {
-		// Hand attachment back so Tor does not hold new streams forever.
-		if err := conn.SetConf(control.NewKeyVal("__LeaveStreamsUnattached", "0")); err != nil {
-			log.Warn("could not reset __LeaveStreamsUnattached", "err", err)
+		// Hand attachment back as it was, so Tor does not hold new
+		// streams forever (and a torrc's own setting stays).
+		if err := conn.SetConf(control.NewKeyVal("__LeaveStreamsUnattached", previous)); err != nil {
+			log.Warn("could not restore __LeaveStreamsUnattached", "err", err)
 		}
 	}
 	return runErr
+}
+
+// ParseControlAddr reads --torcontrol: host:port (a ControlPort) or
+// unix:/path (a ControlSocket, as Debian's tor offers at
+// /run/tor/control). It is checked at start, before any sync.
+func ParseControlAddr(s string) (network, addr string, err error) {
+	if path, ok := strings.CutPrefix(s, "unix:"); ok {
+		if !filepath.IsAbs(path) {
+			return "", "", fmt.Errorf("%w: --torcontrol %q: the socket path must be absolute", ErrControlPort, s)
+		}
+		return "unix", path, nil
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || host == "" {
+		return "", "", fmt.Errorf("%w: --torcontrol %q: want host:port or unix:/path", ErrControlPort, s)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return "", "", fmt.Errorf("%w: --torcontrol %q: bad port", ErrControlPort, s)
+	}
+	return "tcp", s, nil
 }
 
 // recoveredStream is a stream found waiting at start.

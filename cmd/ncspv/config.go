@@ -35,7 +35,7 @@ type config struct {
 	Proxy         string   `long:"proxy" description:"Tor SOCKS proxy: host:port, unix:/path, or none to connect directly (default: Tor Browser's TOR_SOCKS_* variables, else 127.0.0.1:9050)"`
 	AllowClearnet bool     `long:"allow-clearnet" description:"Allow --proxy=none on mainnet (connections then reveal your IP address to the servers)"`
 
-	TorControl         string `long:"torcontrol" description:"Tor control port (host:port) at which the daemon resolves .bit streams itself, in place of StemNS + ncprop279; cookie and safecookie auth are automatic"`
+	TorControl         string `long:"torcontrol" description:"Tor control port (host:port) or socket (unix:/path, e.g. Debian's unix:/run/tor/control) at which the daemon resolves .bit streams itself, in place of StemNS + ncprop279; cookie and safecookie auth are automatic"`
 	TorControlPassword string `long:"torpassword" default-mask:"-" description:"Tor control port password (HashedControlPassword), if cookie authentication is off"`
 
 	RPCListen      []string `long:"rpclisten" description:"Address for the JSON-RPC server; repeatable (default 127.0.0.1:8336 on mainnet, 127.0.0.1:18336 on testnet, 127.0.0.1:18443 on regtest)"`
@@ -409,6 +409,11 @@ func (c *config) resolve(getenv func(string) string) (*resolved, error) {
 			return nil, fmt.Errorf("--rpccookiegroup: %w", err)
 		}
 		r.cookieGID, _ = strconv.Atoi(g.Gid)
+	}
+	if c.TorControl != "" {
+		if _, _, err := tor.ParseControlAddr(c.TorControl); err != nil {
+			return nil, err
+		}
 	}
 	if c.LookupDeadline < 1 {
 		return nil, fmt.Errorf("--lookupdeadline must be at least 1 (milliseconds), got %d", c.LookupDeadline)
