@@ -195,12 +195,16 @@ func runDaemon(parent context.Context, cfg *config, getenv func(string) string, 
 
 	var fatal atomic.Pointer[error]
 	if cfg.TorControl != "" {
-		lookup := engineLookup(n)
+		// A .bit stream that arrives during the first sync waits for it
+		// (as long as Tor lets the stream wait) instead of failing.
+		lookup := holdWhileSyncing(engineLookup(n), 500*time.Millisecond)
 		res := &tor.StreamResolver{
 			Resolve: func(ctx context.Context, q, iso string) prop279.Answer {
 				return prop279.Resolve(ctx, lookup, q, iso)
 			},
-			Log: log,
+			// Tor's SocksTimeout: how long Tor itself lets a stream wait.
+			Timeout: 2 * time.Minute,
+			Log:     log,
 		}
 		wg.Add(1)
 		go func() {

@@ -81,6 +81,26 @@ func rpcLookup(addr string, cfg *config, r *resolved) prop279.Lookup {
 	}
 }
 
+// holdWhileSyncing retries a lookup that fails because the headers are
+// still syncing, every poll, until it answers or ctx ends: the caller (a
+// Tor stream, which Tor lets wait for a while) gets the answer once the
+// sync allows, not a failure.
+func holdWhileSyncing(l prop279.Lookup, poll time.Duration) prop279.Lookup {
+	return func(ctx context.Context, name, stream string) ([]byte, error) {
+		for {
+			v, err := l(ctx, name, stream)
+			if !errors.Is(err, spv.ErrSyncing) {
+				return v, err
+			}
+			select {
+			case <-ctx.Done():
+				return nil, err
+			case <-time.After(poll):
+			}
+		}
+	}
+}
+
 // engineLookup answers Prop279 lookups from the local engine.
 func engineLookup(n *node) prop279.Lookup {
 	return func(ctx context.Context, name, stream string) ([]byte, error) {

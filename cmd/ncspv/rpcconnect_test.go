@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ncspv/ncspv/spv"
 )
@@ -47,5 +49,29 @@ func TestRPCConnectReadsAnswerEncoding(t *testing.T) {
 	json.Unmarshal(b, &shown)
 	if shown["value_encoding"] != "hex" || shown["value"] != "7b226970223a223139322e302e322e37227d" || shown["name"] != "d/x" {
 		t.Fatalf("name-show --value-encoding=hex through that server: %s", b)
+	}
+}
+
+// TestHoldWhileSyncing: a .bit stream that arrives during the first sync
+// gets its answer once the sync allows, not a failure; a caller that gives
+// up gets the syncing error.
+func TestHoldWhileSyncing(t *testing.T) {
+	calls := 0
+	l := holdWhileSyncing(func(ctx context.Context, name, stream string) ([]byte, error) {
+		calls++
+		if calls < 3 {
+			return nil, spv.ErrSyncing
+		}
+		return []byte(`{"ip":"1.2.3.4"}`), nil
+	}, time.Millisecond)
+	v, err := l(context.Background(), "d/x", "s")
+	if err != nil || string(v) != `{"ip":"1.2.3.4"}` || calls != 3 {
+		t.Fatalf("%q %v after %d calls", v, err, calls)
+	}
+	never := holdWhileSyncing(func(context.Context, string, string) ([]byte, error) { return nil, spv.ErrSyncing }, time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := never(ctx, "d/x", "s"); !errors.Is(err, spv.ErrSyncing) {
+		t.Fatalf("gave up with %v", err)
 	}
 }
