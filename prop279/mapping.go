@@ -59,73 +59,88 @@ var serverFailure = Answer{StatusFailure, `"Server failure"`}
 // map._tor.txt comes first, then alias (a CNAME hides the addresses, as in
 // ncdns), then ip, then ip6.
 func Resolve(ctx context.Context, lookup Lookup, query, streamID string) Answer {
+	a, _ := ResolveWith(ctx, lookup, query, streamID, Options{})
+	return a
+}
+
+// Options tune ResolveWith.
+type Options struct {
+	// OnlyOnion answers only with onion services, as for NAME.bit.onion
+	// (ncprop279's -ncprop279.onlyonion, which StemNS users set): a name
+	// without one is "not registered".
+	OnlyOnion bool
+}
+
+// ResolveWith is Resolve with options; for a server failure (status 1)
+// it also returns the cause, to log.
+func ResolveWith(ctx context.Context, lookup Lookup, query, streamID string, o Options) (Answer, error) {
 	name := strings.TrimSuffix(strings.ToLower(query), ".")
-	onlyOnion := false
+	onlyOnion := o.OnlyOnion
 	if strings.HasSuffix(name, ".bit.onion") {
 		name, onlyOnion = strings.TrimSuffix(name, ".onion"), true
 	}
 	if !strings.HasSuffix(name, ".bit") {
-		return Answer{StatusNotOurTLD, fmt.Sprintf("%q", query+" is not a Namecoin domain")}
+		return Answer{StatusNotOurTLD, fmt.Sprintf("%q", query+" is not a Namecoin domain")}, nil
 	}
 	labels := strings.Split(strings.TrimSuffix(name, ".bit"), ".")
 	base := labels[len(labels)-1]
 	subs := labels[:len(labels)-1]
 	if !labelRE.MatchString(base) || len(base) > 63 {
-		return serverFailure
+		return serverFailure, errors.New("the name is not a valid domain label")
 	}
 	for _, l := range subs {
 		if l == "" || len(l) > 63 {
-			return serverFailure
+			return serverFailure, errors.New("a subdomain label is empty or too long")
 		}
 	}
 	root, err := loadValue(ctx, lookup, "d/"+base, streamID, 0)
 	if errors.Is(err, ErrNotFound) {
-		return notRegistered(query)
+		return notRegistered(query), nil
 	}
 	if err != nil {
-		return serverFailure
+		return serverFailure, err
 	}
 	node, rest, err := walk(ctx, lookup, root, subs, streamID)
 	if err != nil {
-		return serverFailure
+		return serverFailure, err
 	}
 	if node == nil {
-		return notRegistered(query)
+		return notRegistered(query), nil
 	}
 	// A delegation hides everything else (ncprop279 refuses NS/DS).
 	if node.has("ns") || node.has("dns") {
-		return notRegistered(query)
+		return notRegistered(query), nil
 	}
 	if len(rest) > 0 {
 		// Below a translate (DNAME): the remaining labels under its target.
 		if t, ok := node.relName("translate"); ok && !onlyOnion {
 			owner := strings.Join(append(subs[len(rest):len(subs):len(subs)], base, "bit"), ".")
 			if target := qualify(t, owner, base+".bit", len(rest) == len(subs)); target != "" {
-				return Answer{StatusSuccess, strings.Join(rest, ".") + "." + target}
+				return Answer{StatusSuccess, strings.Join(rest, ".") + "." + target}, nil
 			}
 		}
-		return notRegistered(query)
+		return notRegistered(query), nil
 	}
 	if onion := node.onion(); onion != "" {
-		return Answer{StatusSuccess, onion}
+		return Answer{StatusSuccess, onion}, nil
 	}
 	if onlyOnion {
-		return notRegistered(query)
+		return notRegistered(query), nil
 	}
 	// An alias (CNAME) hides ip and ip6, as ncdns emits only the CNAME.
 	if a, ok := node.relName("alias"); ok {
 		if target := qualify(a, name, base+".bit", len(subs) == 0); target != "" {
-			return Answer{StatusSuccess, target}
+			return Answer{StatusSuccess, target}, nil
 		}
-		return notRegistered(query)
+		return notRegistered(query), nil
 	}
 	if ip := node.firstIP("ip", false); ip != "" {
-		return Answer{StatusSuccess, ip}
+		return Answer{StatusSuccess, ip}, nil
 	}
 	if ip := node.firstIP("ip6", true); ip != "" {
-		return Answer{StatusSuccess, ip}
+		return Answer{StatusSuccess, ip}, nil
 	}
-	return notRegistered(query)
+	return notRegistered(query), nil
 }
 
 // relOwnerNameRE is ncdns's relative owner name: "", "@", or lower-case

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"sort"
 	"strings"
 	"sync"
@@ -121,5 +122,35 @@ func TestTimeoutIsFailure(t *testing.T) {
 	Serve(context.Background(), strings.NewReader("RESOLVE 1 x.bit s\n"), &out, lookup, 50*time.Millisecond, nil)
 	if l := out.lines(); len(l) != 2 || l[1] != `RESOLVED 1 1 "Server failure"` {
 		t.Fatalf("timeout: %q", l)
+	}
+}
+
+// TestServeEdges: a RESOLVE with fields past the stream ID is answered
+// (ncprop279 ignores them); onion-only answers only with onion services;
+// a failure's cause is logged at info without the name.
+func TestServeEdges(t *testing.T) {
+	v := values{
+		"d/both":       `{"ip":"192.0.2.1","map":{"_tor":{"txt":"bothaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.onion"}}}`,
+		"d/iponly":     `{"ip":"192.0.2.2"}`,
+		"d/secretname": "",
+	}
+	var out bytes.Buffer
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	in := "RESOLVE 1 iponly.bit s1 extra=field\nRESOLVE 2 secretname.bit s1\n"
+	if err := ServeWith(context.Background(), strings.NewReader(in), &out, v.lookup, time.Second, log, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "RESOLVED 1 0 192.0.2.1") && !strings.Contains(out.String(), "RESOLVED 1 0 192.0.2.2") {
+		t.Errorf("RESOLVE with an extra field: %q", out.String())
+	}
+	if !strings.Contains(logs.String(), "Prop279 lookup failed") || strings.Contains(logs.String(), "secretname") {
+		t.Errorf("failure log at info: %q", logs.String())
+	}
+	out.Reset()
+	in = "RESOLVE 1 both.bit s\nRESOLVE 2 iponly.bit s\n"
+	ServeWith(context.Background(), strings.NewReader(in), &out, v.lookup, time.Second, nil, Options{OnlyOnion: true})
+	if !strings.Contains(out.String(), "RESOLVED 1 0 bothaaaa") || !strings.Contains(out.String(), `RESOLVED 2 3 "iponly.bit is not registered"`) {
+		t.Errorf("onion only: %q", out.String())
 	}
 }

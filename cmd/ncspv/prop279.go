@@ -20,6 +20,7 @@ import (
 type prop279Command struct {
 	RPCConnect string `long:"rpcconnect" description:"Resolve through the daemon at this address (default: the daemon on --rpclisten when it holds the database, else a local engine)"`
 	Timeout    int    `long:"timeout" default:"10000" description:"Milliseconds per query before it fails (status 1, so StemNS retries)"`
+	OnlyOnion  bool   `long:"onlyonion" description:"Answer only with onion services, as for NAME.bit.onion (ncprop279's -ncprop279.onlyonion)"`
 	// ncprop279's own flags, accepted and ignored so StemNS configurations
 	// work unchanged.
 	Conf string `long:"conf" description:"Ignored (ncprop279 compatibility)"`
@@ -53,7 +54,8 @@ func (c *prop279Command) Execute([]string) error {
 	if addr != "" {
 		lookup = rpcLookup(addr, cfg, r)
 	}
-	return prop279.Serve(ctx, os.Stdin, os.Stdout, lookup, time.Duration(c.Timeout)*time.Millisecond, log)
+	return prop279.ServeWith(ctx, os.Stdin, os.Stdout, lookup, time.Duration(c.Timeout)*time.Millisecond, log,
+		prop279.Options{OnlyOnion: c.OnlyOnion})
 }
 
 // rpcLookup answers Prop279 lookups through a daemon's name_show. The
