@@ -54,39 +54,16 @@ func (c *benchCommand) Execute([]string) error {
 	if c.Blocks < 100 || c.Lookups < 100 {
 		return errors.New("--blocks and --lookups must be at least 100")
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
 	minCB, maxCB, err := parseRange(c.Coinbase)
 	if err != nil {
 		return fmt.Errorf("--coinbase: %w", err)
 	}
-	child := exec.Command(self, "bench-server", "--blocks", strconv.Itoa(c.Blocks),
+	ask, stop, err := benchChild("bench-server", "--blocks", strconv.Itoa(c.Blocks),
 		"--min-coinbase", strconv.Itoa(minCB), "--max-coinbase", strconv.Itoa(maxCB))
-	child.Stderr = os.Stderr
-	// Runtime knobs given to measure ncspv (GOGC, GOMEMLIMIT, GODEBUG) are
-	// not meant for the fake servers.
-	child.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool {
-		return strings.HasPrefix(kv, "GOGC=") || strings.HasPrefix(kv, "GOMEMLIMIT=") || strings.HasPrefix(kv, "GODEBUG=")
-	})
-	stdin, _ := child.StdinPipe()
-	stdout, _ := child.StdoutPipe()
-	if err := child.Start(); err != nil {
+	if err != nil {
 		return err
 	}
-	defer func() { stdin.Close(); child.Wait() }()
-	rd := bufio.NewReader(stdout)
-	ask := func(cmd string) ([]string, error) {
-		if cmd != "" {
-			fmt.Fprintln(stdin, cmd)
-		}
-		line, err := rd.ReadString('\n')
-		if err != nil {
-			return nil, fmt.Errorf("bench server: %w", err)
-		}
-		return strings.Fields(line), nil
-	}
+	defer stop()
 	fmt.Printf("Generating %d regtest AuxPoW headers (%s-byte parent coinbases) in the server process...\n", c.Blocks, c.Coinbase)
 	f, err := ask("")
 	if err != nil || len(f) != 3 || f[0] != "ready" {
@@ -476,6 +453,40 @@ func (c *benchServerCommand) Execute([]string) error {
 		}
 	}
 	return nil
+}
+
+// benchChild starts this binary with args as the fake servers of a
+// benchmark, outside the measured process. ask sends a command line (none
+// when cmd is empty) and reads the child's next answer line as fields;
+// stop ends the child. Runtime knobs given to measure ncspv (GOGC,
+// GOMEMLIMIT, GODEBUG) are not passed to it.
+func benchChild(args ...string) (ask func(cmd string) ([]string, error), stop func(), err error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, nil, err
+	}
+	child := exec.Command(self, args...)
+	child.Stderr = os.Stderr
+	child.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, "GOGC=") || strings.HasPrefix(kv, "GOMEMLIMIT=") || strings.HasPrefix(kv, "GODEBUG=")
+	})
+	stdin, _ := child.StdinPipe()
+	stdout, _ := child.StdoutPipe()
+	if err := child.Start(); err != nil {
+		return nil, nil, err
+	}
+	rd := bufio.NewReader(stdout)
+	ask = func(cmd string) ([]string, error) {
+		if cmd != "" {
+			fmt.Fprintln(stdin, cmd)
+		}
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			return nil, fmt.Errorf("bench server: %w", err)
+		}
+		return strings.Fields(line), nil
+	}
+	return ask, func() { stdin.Close(); child.Wait() }, nil
 }
 
 // buildKind says whether this binary links libc (cgo), which adds about

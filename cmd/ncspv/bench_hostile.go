@@ -80,25 +80,11 @@ func (c *benchHostileCommand) Execute([]string) error {
 	if err != nil {
 		return err
 	}
-	child := exec.Command(self, "bench-server", "--blocks", strconv.Itoa(c.Blocks), "--hostile")
-	child.Stderr = os.Stderr
-	stdin, _ := child.StdinPipe()
-	stdout, _ := child.StdoutPipe()
-	if err := child.Start(); err != nil {
+	ask, stop, err := benchChild("bench-server", "--blocks", strconv.Itoa(c.Blocks), "--hostile")
+	if err != nil {
 		return err
 	}
-	defer func() { stdin.Close(); child.Wait() }()
-	rd := bufio.NewReader(stdout)
-	ask := func(cmd string) ([]string, error) {
-		if cmd != "" {
-			fmt.Fprintln(stdin, cmd)
-		}
-		line, err := rd.ReadString('\n')
-		if err != nil {
-			return nil, fmt.Errorf("bench server: %w", err)
-		}
-		return strings.Fields(line), nil
-	}
+	defer stop()
 	f, err := ask("")
 	if err != nil || len(f) != 2+len(hostileCases) || f[0] != "ready" {
 		return fmt.Errorf("bench server did not start: %v %v", f, err)

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -69,29 +68,11 @@ func (c *benchLookupsCommand) Execute([]string) error {
 	}
 	link = tortest.Link{CircuitSetup: time.Duration(setup) * time.Millisecond,
 		OneWay: time.Duration(oneway) * time.Millisecond, BytesPerSecond: rate}
-	self, err := os.Executable()
+	ask, stop, err := benchChild("bench-lookup-server", "--link", c.Link, "--recording", c.Recording)
 	if err != nil {
 		return err
 	}
-	child := exec.Command(self, "bench-lookup-server", "--link", c.Link, "--recording", c.Recording)
-	child.Stderr = os.Stderr
-	stdin, _ := child.StdinPipe()
-	stdout, _ := child.StdoutPipe()
-	if err := child.Start(); err != nil {
-		return err
-	}
-	defer func() { stdin.Close(); child.Wait() }()
-	rd := bufio.NewReader(stdout)
-	ask := func(cmd string) ([]string, error) {
-		if cmd != "" {
-			fmt.Fprintln(stdin, cmd)
-		}
-		line, err := rd.ReadString('\n')
-		if err != nil {
-			return nil, fmt.Errorf("bench server: %w", err)
-		}
-		return strings.Fields(line), nil
-	}
+	defer stop()
 	f, err := ask("")
 	if err != nil || len(f) != 3 || f[0] != "ready" {
 		return fmt.Errorf("bench server did not start: %v %v", f, err)
