@@ -2,7 +2,6 @@ package spv_test
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/ncspv/ncspv/checkpoints"
 	"github.com/ncspv/ncspv/electrumx"
 	"github.com/ncspv/ncspv/electrumx/electrumxtest"
@@ -21,65 +19,19 @@ import (
 	"github.com/ncspv/ncspv/tor"
 )
 
-type recordedName struct {
-	ScriptHash string          `json:"scripthash"`
-	ShowResult json.RawMessage `json:"namecoind_name_show"`
-	CoreError  *struct {
-		Code    int    `json:"code"`
-		Message string `json:"message"`
-	} `json:"namecoind_error"`
-	History []struct {
-		TxHash string `json:"tx_hash"`
-		Height int32  `json:"height"`
-	} `json:"history"`
-	ValueProof map[string][]struct {
-		Height   int32  `json:"height"`
-		Tx       string `json:"tx"`
-		TxMerkle struct {
-			Merkle []string `json:"merkle"`
-			Pos    int      `json:"pos"`
-		} `json:"tx_merkle"`
-	} `json:"get_value_proof"`
-}
-
-// replayBackend loads the recording of real Namecoin Core regtest +
-// ElectrumX 1.20 into a fake server backend.
-func replayBackend(t testing.TB, rec *testvectors.RegtestRecording) (*electrumxtest.Backend, map[string]recordedName) {
+// replayBackend serves the recording (skipping the test when the
+// vectors are absent).
+func replayBackend(t testing.TB) (*electrumxtest.Recording, *electrumxtest.Backend) {
 	t.Helper()
-	b := electrumxtest.NewBackend()
-	b.ExpirationDepth = rec.NameExpirationDepth
-	for _, ch := range rec.Chunks {
-		raw, _ := hex.DecodeString(ch.Hex)
-		fhs, err := headers.ParseFullHeaders(raw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, fh := range fhs {
-			b.AddRawHeader(fh.Serialize())
-		}
+	rec, err := electrumxtest.ReadRecording(testvectors.Path(t, "regtest-recording.json"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	names := map[string]recordedName{}
-	for name, raw := range rec.Names {
-		var rn recordedName
-		if err := json.Unmarshal(raw, &rn); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		names[name] = rn
-		for _, en := range rn.ValueProof[rn.ScriptHash] {
-			txRaw, _ := hex.DecodeString(en.Tx)
-			var branch []chainhash.Hash
-			for _, h := range en.TxMerkle.Merkle {
-				bh, _ := chainhash.NewHashFromStr(h)
-				branch = append(branch, *bh)
-			}
-			b.AddTxProof(txRaw, en.Height, branch, en.TxMerkle.Pos)
-		}
-		for _, h := range rn.History {
-			id, _ := chainhash.NewHashFromStr(h.TxHash)
-			b.AddHistory(rn.ScriptHash, electrumxtest.HistoryEntry{TxHash: *id, Height: h.Height})
-		}
+	b, err := rec.Backend()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return b, names
+	return rec, b
 }
 
 // newEngine makes an engine on a fresh regtest store talking directly
@@ -126,8 +78,8 @@ func newEngineConfig(t *testing.T, cfg spv.Config) (*spv.Engine, *headers.Store)
 // Core counts), the -4 cases included; over protocol 1.4.3 (one round
 // trip) and 1.4.2 (history, then a batch).
 func TestGoldenRegtestRecording(t *testing.T) {
-	rec := testvectors.LoadRegtestRecording(t)
-	backend, names := replayBackend(t, rec)
+	rec, backend := replayBackend(t)
+	names := rec.Names
 	for _, proto := range []string{"1.4.3", "1.4.2"} {
 		t.Run(proto, func(t *testing.T) {
 			srv, err := electrumxtest.NewServer(backend, electrumxtest.Options{MaxProtocol: proto, Pad: true})
@@ -191,8 +143,7 @@ func compareWithCore(t *testing.T, name string, ours spv.NameShowJSON, core json
 // real-data counterpart of "ncspv bench", whose generated headers carry
 // 1-2 KB parent coinbases.
 func BenchmarkSyncRegtestRecording(b *testing.B) {
-	rec := testvectors.LoadRegtestRecording(b)
-	be, _ := replayBackend(b, rec)
+	_, be := replayBackend(b)
 	srv, err := electrumxtest.NewServer(be, electrumxtest.Options{Pad: true})
 	if err != nil {
 		b.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -16,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/ncspv/ncspv/checkpoints"
 	"github.com/ncspv/ncspv/electrumx"
 	"github.com/ncspv/ncspv/electrumx/electrumxtest"
@@ -479,30 +477,6 @@ func (c *benchLookupsCommand) fillerHeaders() int32 {
 	return 1
 }
 
-// recording is what bench-lookup-server reads of regtest-recording.json.
-type recording struct {
-	TipHeight           int32 `json:"tip_height"`
-	NameExpirationDepth int32 `json:"name_expiration_depth"`
-	Chunks              []struct {
-		Hex string `json:"hex"`
-	} `json:"chunks"`
-	Names map[string]struct {
-		ScriptHash string `json:"scripthash"`
-		History    []struct {
-			TxHash string `json:"tx_hash"`
-			Height int32  `json:"height"`
-		} `json:"history"`
-		ValueProof map[string][]struct {
-			Height   int32  `json:"height"`
-			Tx       string `json:"tx"`
-			TxMerkle struct {
-				Merkle []string `json:"merkle"`
-				Pos    int      `json:"pos"`
-			} `json:"tx_merkle"`
-		} `json:"get_value_proof"`
-	} `json:"names"`
-}
-
 // backend is what the servers serve: the recording's chain and names, or
 // the generated chain; served is the "chain TIP RENEWED NAMES..." line
 // (names in hex) for the parent.
@@ -510,46 +484,20 @@ func (c *benchLookupServerCommand) backend() (*electrumxtest.Backend, string, er
 	if c.Recording == "" {
 		return generatedLookupBackend()
 	}
-	raw, err := os.ReadFile(c.Recording)
+	rec, err := electrumxtest.ReadRecording(c.Recording)
 	if err != nil {
 		return nil, "", err
 	}
-	var rec recording
-	if err := json.Unmarshal(raw, &rec); err != nil {
-		return nil, "", fmt.Errorf("%s: %w", c.Recording, err)
-	}
-	b := electrumxtest.NewBackend()
-	b.ExpirationDepth = rec.NameExpirationDepth
-	for _, ch := range rec.Chunks {
-		hb, _ := hex.DecodeString(ch.Hex)
-		fhs, err := headers.ParseFullHeaders(hb)
-		if err != nil {
-			return nil, "", fmt.Errorf("recorded chunk: %w", err)
-		}
-		for _, fh := range fhs {
-			b.AddRawHeader(fh.Serialize())
-		}
+	b, err := rec.Backend()
+	if err != nil {
+		return nil, "", err
 	}
 	var names []string
 	renewed, most := "", 0
 	for name, rn := range rec.Names {
 		names = append(names, name)
-		entries := rn.ValueProof[rn.ScriptHash]
-		if len(entries) > most {
-			renewed, most = name, len(entries)
-		}
-		for _, en := range entries {
-			txRaw, _ := hex.DecodeString(en.Tx)
-			var branch []chainhash.Hash
-			for _, h := range en.TxMerkle.Merkle {
-				bh, _ := chainhash.NewHashFromStr(h)
-				branch = append(branch, *bh)
-			}
-			b.AddTxProof(txRaw, en.Height, branch, en.TxMerkle.Pos)
-		}
-		for _, h := range rn.History {
-			id, _ := chainhash.NewHashFromStr(h.TxHash)
-			b.AddHistory(rn.ScriptHash, electrumxtest.HistoryEntry{TxHash: *id, Height: h.Height})
+		if n := len(rn.ValueProof[rn.ScriptHash]); n > most {
+			renewed, most = name, n
 		}
 	}
 	slices.Sort(names)
