@@ -124,7 +124,9 @@ func Dial(ctx context.Context, server Server, cfg Config) (*Client, error) {
 	hctx, cancel := context.WithTimeout(ctx, cfg.HandshakeTimeout)
 	defer cancel()
 	c, err := dialAndNegotiate(hctx, server, cfg)
-	if err != nil && ctx.Err() == nil && hctx.Err() != nil {
+	var ne net.Error
+	timedOut := hctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+	if err != nil && ctx.Err() == nil && timedOut {
 		return nil, fmt.Errorf("%w: %s: no handshake within %v: %w", ErrStalled, server, cfg.HandshakeTimeout, err)
 	}
 	return c, err

@@ -78,13 +78,19 @@ func socksConnect(ctx context.Context, conn net.Conn, addr string, c Credentials
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	err = socksExchange(conn, host, uint16(port), c)
-	if err != nil && ctx.Err() != nil {
-		if errors.Is(err, errAwaitingConnect) {
-			return fmt.Errorf("%w: %w", ErrNoCircuit, ctx.Err())
-		}
+	// The connection's deadline is ctx's, and may fire a moment before
+	// ctx reports it: a timeout is ctx's end either way.
+	var ne net.Error
+	timedOut := ctx.Err() != nil || (errors.As(err, &ne) && ne.Timeout())
+	switch {
+	case err == nil || !timedOut:
+		return err
+	case errors.Is(err, errAwaitingConnect):
+		return fmt.Errorf("%w: %w", ErrNoCircuit, context.DeadlineExceeded)
+	case ctx.Err() != nil:
 		return ctx.Err()
 	}
-	return err
+	return fmt.Errorf("%w: %w", err, context.DeadlineExceeded)
 }
 
 func socksExchange(conn net.Conn, host string, port uint16, c Credentials) error {
@@ -130,7 +136,7 @@ func socksExchange(conn net.Conn, host string, port uint16, c Credentials) error
 	}
 	var h [4]byte
 	if _, err := io.ReadFull(conn, h[:]); err != nil {
-		return fmt.Errorf("%w: %w: %v", ErrSOCKS, errAwaitingConnect, err)
+		return fmt.Errorf("%w: %w: %w", ErrSOCKS, errAwaitingConnect, err)
 	}
 	if h[0] != 5 {
 		return fmt.Errorf("%w: version %d in the CONNECT answer", ErrSOCKS, h[0])
