@@ -119,22 +119,7 @@ func TestControlResolverRefusesOldTor(t *testing.T) {
 // A recent Tor is accepted and the resolver gets as far as taking over.
 func TestControlResolverAcceptsCurrentTor(t *testing.T) {
 	addr, seen := fakeControlPort(t, "0.4.9.11")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- RunControlResolver(ctx, ControlOptions{Addr: addr, Resolver: &StreamResolver{}}) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(strings.Join(seen(), "\n"), "SETCONF __LeaveStreamsUnattached=1") {
-		if time.Now().After(deadline) {
-			t.Fatalf("resolver never set __LeaveStreamsUnattached; sent %q", seen())
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("resolver stopped: %v", err)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-	cancel()
-	<-done
+	runUntilSet(t, addr, seen)
 }
 
 // runUntilSet runs the resolver until it has set __LeaveStreamsUnattached,

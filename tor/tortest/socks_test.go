@@ -13,20 +13,7 @@ import (
 // TestRecordsAndRelays: the fake proxy records credentials and the
 // unresolved target, relays to its route, and refuses unknown targets.
 func TestRecordsAndRelays(t *testing.T) {
-	echo, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer echo.Close()
-	go func() {
-		for {
-			c, err := echo.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	echo := echoServer(t)
 	p, err := NewProxy()
 	if err != nil {
 		t.Fatal(err)
@@ -60,20 +47,7 @@ func TestRecordsAndRelays(t *testing.T) {
 // every round trip costs two one-way delays, and a transfer the rate cap.
 // (Lower bounds only: a slow machine adds time, never removes it.)
 func TestLink(t *testing.T) {
-	echo, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer echo.Close()
-	go func() {
-		for {
-			c, err := echo.Accept()
-			if err != nil {
-				return
-			}
-			go func() { io.Copy(c, c); c.Close() }()
-		}
-	}()
+	echo := echoServer(t)
 	p, err := NewProxy()
 	if err != nil {
 		t.Fatal(err)
@@ -121,4 +95,24 @@ func TestLink(t *testing.T) {
 	if took := time.Since(t0); took < time.Duration(size)*time.Second/(1<<20) {
 		t.Errorf("%d bytes echoed in %v, faster than the rate cap", size, took)
 	}
+}
+
+// echoServer answers every connection with what it receives.
+func echoServer(t *testing.T) net.Listener {
+	t.Helper()
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { echo.Close() })
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(c, c); c.Close() }()
+		}
+	}()
+	return echo
 }
