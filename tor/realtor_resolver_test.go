@@ -211,3 +211,75 @@ func (w testWriter) Write(b []byte) (int, error) {
 	}
 	return len(b), nil
 }
+
+// TestRealTorControlSocket: the resolver through Tor's ControlSocket
+// (--torcontrol unix:/path), as Debian's tor offers it.
+func TestRealTorControlSocket(t *testing.T) {
+	rt := tortest.StartRealTor(t)
+	runResolverScenario(t, rt, "unix:"+rt.ControlSocket)
+}
+
+// TestRealTorExistingStreamLeftAlone: a .bit stream that Tor is handling
+// itself before the resolver starts (listed NEW while it waits for a
+// circuit) is Tor's: the resolver neither looks it up nor closes it, and
+// at exit it puts __LeaveStreamsUnattached back to what it found.
+func TestRealTorExistingStreamLeftAlone(t *testing.T) {
+	rt := tortest.StartRealTor(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	p, err := tor.ParseProxy(rt.SocksAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		if c, err := p.Dialer(tor.Credentials{User: "early", Password: "pw"})(ctx, "tcp", "testsite.bit:80"); err == nil {
+			c.Close()
+		}
+	}()
+	id := ""
+	for re := regexp.MustCompile(`(?m)^(\d+) \S+ \d+ testsite\.bit:80`); id == ""; {
+		if m := re.FindStringSubmatch(rt.StreamStatus(t)); m != nil {
+			id = m[1]
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the stream never appeared")
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	var mu sync.Mutex
+	looked := 0
+	res := &tor.StreamResolver{Resolve: func(ctx context.Context, q, iso string) prop279.Answer {
+		mu.Lock()
+		looked++
+		mu.Unlock()
+		return prop279.Answer{Status: prop279.StatusNotRegistered, Result: `"x"`}
+	}}
+	rctx, rcancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- tor.RunControlResolver(rctx, tor.ControlOptions{Addr: rt.ControlAddr, Resolver: res}) }()
+	for rt.LeaveStreamsUnattached(t) != "1" {
+		select {
+		case err := <-done:
+			t.Fatalf("resolver stopped: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	time.Sleep(2 * time.Second) // what the resolver would do with it, it has done
+	rcancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if looked != 0 {
+		t.Errorf("the resolver looked up a stream Tor owns %d times", looked)
+	}
+	if !regexp.MustCompile(`(?m)^` + id + ` `).MatchString(rt.StreamStatus(t)) {
+		t.Errorf("stream %s is gone: %s", id, rt.StreamStatus(t))
+	}
+	if v := rt.LeaveStreamsUnattached(t); v != "0" {
+		t.Errorf("__LeaveStreamsUnattached left at %s, found 0", v)
+	}
+}

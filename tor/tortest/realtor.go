@@ -20,7 +20,10 @@ import (
 // real SOCKS and control ports on loopback, never reaching the network.
 type RealTor struct {
 	SocksAddr, ControlAddr string
-	Control                *control.Conn
+	// ControlSocket is the path of its ControlSocket, as Debian's tor
+	// offers one (/run/tor/control).
+	ControlSocket string
+	Control       *control.Conn
 }
 
 func freePort(t testing.TB) int {
@@ -56,6 +59,9 @@ func StartRealTor(t testing.TB) *RealTor {
 	socks, ctl := freePort(t), freePort(t)
 	conf := strings.NewReplacer("DATADIR", data, "SOCKSPORT", strconv.Itoa(socks),
 		"CONTROLPORT", strconv.Itoa(ctl)).Replace(string(tmpl))
+	// A control socket too, beside the port, as Debian's tor has.
+	sock := filepath.Join(data, "control")
+	conf += "\nControlSocket " + sock + "\n"
 	torrc := filepath.Join(dir, "torrc")
 	if err := os.WriteFile(torrc, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -74,8 +80,9 @@ func StartRealTor(t testing.TB) *RealTor {
 		logf.Close()
 	})
 	rt := &RealTor{
-		SocksAddr:   net.JoinHostPort("127.0.0.1", strconv.Itoa(socks)),
-		ControlAddr: net.JoinHostPort("127.0.0.1", strconv.Itoa(ctl)),
+		SocksAddr:     net.JoinHostPort("127.0.0.1", strconv.Itoa(socks)),
+		ControlAddr:   net.JoinHostPort("127.0.0.1", strconv.Itoa(ctl)),
+		ControlSocket: sock,
 	}
 	var nc net.Conn
 	for deadline := time.Now().Add(30 * time.Second); ; {
