@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -93,14 +94,14 @@ func ResolveWith(ctx context.Context, lookup Lookup, query, streamID string, o O
 			return serverFailure, errors.New("a subdomain label is empty or too long")
 		}
 	}
-	root, err := loadValue(ctx, lookup, "d/"+base, streamID, 0)
+	root, err := loadValue(ctx, lookup, "d/"+base, streamID, nil)
 	if errors.Is(err, ErrNotFound) {
 		return notRegistered(query), nil
 	}
 	if err != nil {
 		return serverFailure, err
 	}
-	node, rest, err := walk(ctx, lookup, root, subs, streamID)
+	node, rest, err := walk(ctx, lookup, root, subs, streamID, []string{"d/" + base})
 	if err != nil {
 		return serverFailure, err
 	}
@@ -326,7 +327,7 @@ func (n node) mapOf() map[string]node {
 // walk descends through "map" for the sub-labels, right to left, falling
 // back to "*" at each level; "" entries merge into their parent. It stops
 // early at a delegation or a translate and returns the labels left.
-func walk(ctx context.Context, lookup Lookup, n node, subs []string, streamID string) (node, []string, error) {
+func walk(ctx context.Context, lookup Lookup, n node, subs []string, streamID string, chain []string) (node, []string, error) {
 	for i := len(subs) - 1; i >= 0; i-- {
 		n = mergeEmpty(n)
 		if n.has("ns") || n.has("dns") || n.has("translate") {
@@ -341,7 +342,7 @@ func walk(ctx context.Context, lookup Lookup, n node, subs []string, streamID st
 			return nil, nil, nil
 		}
 		var err error
-		if next, err = resolveImports(ctx, lookup, next, streamID, 1); err != nil {
+		if next, err = expand(ctx, lookup, next, streamID, chain); err != nil {
 			return nil, nil, err
 		}
 		n = next
@@ -367,8 +368,16 @@ func mergeEmpty(n node) node {
 	return out
 }
 
-// loadValue looks a name up, parses its JSON value and applies imports.
-func loadValue(ctx context.Context, lookup Lookup, name, streamID string, depth int) (node, error) {
+// loadValue looks a name up, parses its JSON value and applies its
+// delegate and imports. chain holds the names being resolved above it: a
+// reference back to one of them is recursion, which ncdns ignores.
+func loadValue(ctx context.Context, lookup Lookup, name, streamID string, chain []string) (node, error) {
+	if slices.Contains(chain, name) {
+		return nil, errRecursion
+	}
+	if len(chain) >= maxImportDepth {
+		return nil, errTooDeep
+	}
 	raw, err := lookup(ctx, name, streamID)
 	if err != nil {
 		return nil, err
@@ -385,52 +394,160 @@ func loadValue(ctx context.Context, lookup Lookup, name, streamID string, depth 
 		}
 		return nil, fmt.Errorf("value is not JSON: %w", err)
 	}
-	return resolveImports(ctx, lookup, n, streamID, depth)
+	return expand(ctx, lookup, n, streamID, append(slices.Clip(chain), name))
 }
 
-// resolveImports merges the values named by "import" under n: n's own
-// keys win. Failed imports are skipped, as ncdns skips them.
-func resolveImports(ctx context.Context, lookup Lookup, n node, streamID string, depth int) (node, error) {
-	raw, ok := n["import"]
-	if !ok {
-		return n, nil
-	}
-	if depth >= maxImportDepth {
-		return n, nil
-	}
-	var names []string
+var (
+	errRecursion = errors.New("a reference back to a name being resolved")
+	errTooDeep   = errors.New("references nested too deep")
+)
+
+// ref is an import or delegate reference: a name, and a subdomain of it
+// (dot-separated labels, "" for the name itself).
+type ref struct{ name, sub string }
+
+// parseRefs reads an import or delegate value as ncdns does: "name",
+// ["name"], ["name", "sub"], or a list of those; anything else (["a","b",
+// "c"], numbers) is invalid, and ignored.
+func parseRefs(raw json.RawMessage) []ref {
 	var one string
 	if json.Unmarshal(raw, &one) == nil {
-		names = []string{one}
-	} else {
-		var list []json.RawMessage
-		if json.Unmarshal(raw, &list) == nil {
-			for _, item := range list {
-				var s string
-				var pair []string
-				switch {
-				case json.Unmarshal(item, &s) == nil:
-					names = append(names, s)
-				case json.Unmarshal(item, &pair) == nil && len(pair) >= 1:
-					names = append(names, pair[0])
-				}
+		return []ref{{name: one}}
+	}
+	var pair []string
+	if json.Unmarshal(raw, &pair) == nil {
+		switch len(pair) {
+		case 1:
+			return []ref{{name: pair[0]}}
+		case 2:
+			return []ref{{name: pair[0], sub: pair[1]}}
+		}
+		return nil
+	}
+	var list []json.RawMessage
+	if json.Unmarshal(raw, &list) != nil {
+		return nil
+	}
+	var out []ref
+	for _, item := range list {
+		var p []string
+		if json.Unmarshal(item, &p) == nil && (len(p) == 1 || len(p) == 2) {
+			r := ref{name: p[0]}
+			if len(p) == 2 {
+				r.sub = p[1]
+			}
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// follow resolves a reference: the named value, then down its map to the
+// subdomain (labels right to left), each level's own references applied.
+// A missing subdomain is an empty value.
+func follow(ctx context.Context, lookup Lookup, r ref, streamID string, chain []string) (node, error) {
+	n, err := loadValue(ctx, lookup, r.name, streamID, chain)
+	if err != nil {
+		return nil, err
+	}
+	if r.sub == "" {
+		return n, nil
+	}
+	labels := strings.Split(strings.ToLower(r.sub), ".")
+	for i := len(labels) - 1; i >= 0; i-- {
+		next, ok := n.mapOf()[labels[i]]
+		if !ok {
+			return node{}, nil
+		}
+		if n, err = expand(ctx, lookup, next, streamID, chain); err != nil {
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+// expand applies a value's delegate and imports, as ncdns does. A valid
+// delegate replaces the whole value with the one it names (nothing of the
+// value's own is kept); imports are merged under it, its own keys winning,
+// and maps merged label by label. References that fail, loop back or are
+// malformed are ignored.
+func expand(ctx context.Context, lookup Lookup, n node, streamID string, chain []string) (node, error) {
+	if raw, ok := n["delegate"]; ok {
+		if refs := parseRefs(raw); len(refs) == 1 {
+			d, err := follow(ctx, lookup, refs[0], streamID, chain)
+			if err == nil {
+				return d, nil
+			}
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
 			}
 		}
 	}
+	raw, ok := n["import"]
+	if !ok {
+		return without(n, "delegate"), nil
+	}
 	out := node{}
-	for _, name := range names {
-		imported, err := loadValue(ctx, lookup, name, streamID, depth+1)
+	for _, r := range parseRefs(raw) {
+		imported, err := follow(ctx, lookup, r, streamID, chain)
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
 			continue
 		}
-		for k, v := range imported {
-			out[k] = v
-		}
+		out = merge(out, imported)
 	}
+	return merge(out, without(n, "import", "delegate")), nil
+}
+
+// merge lays over on top of under: over's keys win, except "map", whose
+// labels merge one by one (an import never occludes a record set of
+// another name, such as an SRV under _tcp).
+func merge(under, over node) node {
+	out := node{}
+	for k, v := range under {
+		out[k] = v
+	}
+	for k, v := range over {
+		if k == "map" && under.has("map") {
+			um, om := under.rawMap(), over.rawMap()
+			if um != nil && om != nil {
+				merged := map[string]json.RawMessage{}
+				for l, sub := range um {
+					merged[l] = sub
+				}
+				for l, sub := range om {
+					var a, b node
+					if prev, ok := merged[l]; ok && json.Unmarshal(prev, &a) == nil && json.Unmarshal(sub, &b) == nil {
+						sub, _ = json.Marshal(merge(a, b))
+					}
+					merged[l] = sub
+				}
+				out["map"], _ = json.Marshal(merged)
+				continue
+			}
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// rawMap is the "map" member undecoded, or nil.
+func (n node) rawMap() map[string]json.RawMessage {
+	var m map[string]json.RawMessage
+	if raw, ok := n["map"]; !ok || json.Unmarshal(raw, &m) != nil {
+		return nil
+	}
+	return m
+}
+
+func without(n node, keys ...string) node {
+	out := node{}
 	for k, v := range n {
-		if k != "import" {
+		if !slices.Contains(keys, k) {
 			out[k] = v
 		}
 	}
-	return out, nil
+	return out
 }

@@ -160,3 +160,58 @@ func FuzzResolve(f *testing.F) {
 		}
 	})
 }
+
+// TestReferencesAsNcdns: import and delegate as ncdns resolves them, from
+// the cases of the Namecoin domain-value test suite (nctestsuite) whose
+// outcome shows in a Prop279 answer: a delegate replaces the whole value,
+// references take a subdomain of the named value, a malformed or looping
+// reference is ignored, and imported maps merge label by label.
+func TestReferencesAsNcdns(t *testing.T) {
+	ex2 := `{"ip6":"::dead","map":{"www":{"ip6":"::beef"}}}`
+	ex2sub := `{"ip6":"::1","map":{"www":{"ip6":"::2","map":{"a":{"ip6":"::3"}}}}}`
+	for _, c := range []struct {
+		name, value, want string
+		extra             values
+	}{
+		{"delegate-bare", `{"delegate":"dd/example2"}`, "1.2.3.4", values{"dd/example2": `{"ip":"1.2.3.4"}`}},
+		{"delegate-precedence", `{"delegate":"dd/example2","ip":"2.3.4.5"}`, "1.2.3.4", values{"dd/example2": `{"ip":"1.2.3.4"}`}},
+		{"delegate-nomerge", `{"delegate":"dd/example2","ip":"1.2.3.4"}`, "::beef", values{"dd/example2": `{"ip6":"::beef"}`}},
+		{"double-delegate-nomerge", `{"delegate":"dd/example2","ip":"1.2.3.4"}`, "not registered",
+			values{"dd/example2": `{"delegate":"dd/example3","ip6":"::beef"}`, "dd/example3": `{"srv":[[0,0,80,"www.example.bit."]]}`}},
+		{"delegate-array2-nomerge", `{"delegate":["dd/example2",""],"ip":"1.2.3.4"}`, "::beef", values{"dd/example2": `{"ip6":"::beef"}`}},
+		{"delegate-invalid", `{"delegate":["dd/example2","",""],"ip":"1.2.3.4"}`, "1.2.3.4", values{"dd/example2": `{"ip6":"::beef"}`}},
+		{"delegate-self-recursion", `{"delegate":["d/example"],"ip":"1.2.3.4"}`, "1.2.3.4", nil},
+		{"delegate-twopoint-recursion", `{"delegate":["dd/example2"],"ip":"1.2.3.4"}`, "::beef",
+			values{"dd/example2": `{"delegate":["d/example"],"ip6":"::beef"}`}},
+		{"delegate-one-twopoint-recursion", `{"delegate":["dd/example2"],"ip":"1.2.3.4"}`, "not registered",
+			values{"dd/example2": `{"delegate":["dd/example3"],"ip6":"::beef"}`, "dd/example3": `{"delegate":["dd/example2"]}`}},
+		{"delegate-subreference", `{"delegate":["dd/example2","www"],"ip":"1.2.3.4"}`, "::beef", values{"dd/example2": ex2}},
+		{"delegate-subsubreference", `{"delegate":["dd/example2","a.www"],"ip":"1.2.3.4"}`, "::3", values{"dd/example2": ex2sub}},
+		{"import-subreference", `{"import":["dd/example2","www"]}`, "::beef", values{"dd/example2": ex2}},
+		{"import-subsubreference", `{"import":["dd/example2","a.www"]}`, "::3", values{"dd/example2": ex2sub}},
+		{"import-invalid-form", `{"import":["dd/example2","",""]}`, "not registered", values{"dd/example2": `{"ip6":"::beef"}`}},
+		{"import-array2-form", `{"import":["dd/example2",""]}`, "::beef", values{"dd/example2": `{"ip6":"::beef"}`}},
+		{"import-twopoint-recursion", `{"import":["dd/example2"]}`, "::beef", values{"dd/example2": `{"import":["d/example"],"ip6":"::beef"}`}},
+	} {
+		v := values{"d/example": c.value}
+		for k, x := range c.extra {
+			v[k] = x
+		}
+		a := Resolve(context.Background(), v.lookup, "example.bit", "s")
+		got := a.Result
+		if a.Status == StatusNotRegistered {
+			got = "not registered"
+		}
+		if got != c.want {
+			t.Errorf("%s: %d %s, want %s", c.name, a.Status, a.Result, c.want)
+		}
+	}
+	// An import never occludes another name's records: maps merge.
+	v := values{"d/example": `{"import":"dd/example2","map":{"www":{"ip":"1.1.1.1"}}}`,
+		"dd/example2": `{"map":{"mail":{"ip":"2.2.2.2"},"www":{"ip":"9.9.9.9","ip6":"::9"}}}`}
+	for q, want := range map[string]string{"www.example.bit": "1.1.1.1", "mail.example.bit": "2.2.2.2"} {
+		if a := Resolve(context.Background(), v.lookup, q, "s"); a.Result != want {
+			t.Errorf("merged maps, %s: %+v, want %s", q, a, want)
+		}
+	}
+}
