@@ -75,6 +75,14 @@ type Options struct {
 // ResolveWith is Resolve with options; for a server failure (status 1)
 // it also returns the cause, to log.
 func ResolveWith(ctx context.Context, lookup Lookup, query, streamID string, o Options) (Answer, error) {
+	return resolve(ctx, lookup, query, streamID, o, 0)
+}
+
+// maxTranslations bounds chains of translate (DNAME) from one .bit name to
+// another, which may loop.
+const maxTranslations = 4
+
+func resolve(ctx context.Context, lookup Lookup, query, streamID string, o Options, translations int) (Answer, error) {
 	name := strings.TrimSuffix(strings.ToLower(query), ".")
 	onlyOnion := o.OnlyOnion
 	if strings.HasSuffix(name, ".bit.onion") {
@@ -101,7 +109,7 @@ func ResolveWith(ctx context.Context, lookup Lookup, query, streamID string, o O
 	if err != nil {
 		return serverFailure, err
 	}
-	node, rest, err := walk(ctx, lookup, root, subs, streamID, []string{"d/" + base})
+	node, rest, wild, err := walk(ctx, lookup, root, subs, streamID, []string{"d/" + base})
 	if err != nil {
 		return serverFailure, err
 	}
@@ -112,17 +120,47 @@ func ResolveWith(ctx context.Context, lookup Lookup, query, streamID string, o O
 	if node.has("ns") || node.has("dns") {
 		return notRegistered(query), nil
 	}
-	if len(rest) > 0 {
-		// Below a translate (DNAME): the remaining labels under its target.
-		if t, ok := node.relName("translate"); ok && !onlyOnion {
-			owner := strings.Join(append(subs[len(rest):len(subs):len(subs)], base, "bit"), ".")
-			if target := qualify(t, owner, base+".bit", len(rest) == len(subs)); target != "" {
-				return Answer{StatusSuccess, strings.Join(rest, ".") + "." + target}, nil
-			}
+	// A translate (DNAME) redirects every name below its owner, _tor
+	// included, and hides the owner's own ip and alias, as ncdns serves it:
+	// the owner has the onion of its target's _tor, if any; a name below it
+	// is that name under the target.
+	if t, ok := node.relName("translate"); ok {
+		owner := strings.Join(append(subs[len(rest):len(subs):len(subs)], base, "bit"), ".")
+		target := qualify(t, owner, base+".bit", len(rest) == len(subs))
+		if target == "" {
+			return notRegistered(query), nil
 		}
+		if len(rest) == 0 {
+			if !strings.HasSuffix(target, ".bit") || translations >= maxTranslations {
+				return notRegistered(query), nil
+			}
+			a, err := resolve(ctx, lookup, target, streamID, Options{OnlyOnion: true}, translations+1)
+			if a.Status != StatusSuccess && a.Status != StatusFailure {
+				return notRegistered(query), nil
+			}
+			return a, err
+		}
+		redirected := strings.Join(rest, ".") + "." + target
+		if !onlyOnion {
+			return Answer{StatusSuccess, redirected}, nil
+		}
+		if !strings.HasSuffix(redirected, ".bit") || translations >= maxTranslations {
+			return notRegistered(query), nil
+		}
+		a, err := resolve(ctx, lookup, redirected, streamID, Options{OnlyOnion: true}, translations+1)
+		if a.Status != StatusSuccess && a.Status != StatusFailure {
+			return notRegistered(query), nil
+		}
+		return a, err
+	}
+	if len(rest) > 0 {
 		return notRegistered(query), nil
 	}
-	if onion := node.onion(); onion != "" {
+	onion := node.onion()
+	if onion == "" && wild {
+		onion = firstOnion(node.txts()) // _tor.NAME matches the same wildcard
+	}
+	if onion != "" {
 		return Answer{StatusSuccess, onion}, nil
 	}
 	if onlyOnion {
@@ -150,6 +188,9 @@ func ResolveWith(ctx context.Context, lookup Lookup, query, streamID string, o O
 var relOwnerNameRE = regexp.MustCompile(`^(|@|(` + ownerLabel + `\.)*` + ownerLabel + `(\.@?)?)$`)
 
 const ownerLabel = `([a-z0-9_]|[a-z0-9_][a-z0-9_-]{0,61}[a-z0-9_])`
+
+// mapLabelRE is a map key that names a subdomain.
+var mapLabelRE = regexp.MustCompile(`^` + ownerLabel + `$`)
 
 // hostNameRE is ncdns's host name, which a qualified target must be.
 var hostNameRE = regexp.MustCompile(`^` + hostLabel + `(\.` + hostLabel + `)*\.?$`)
@@ -266,9 +307,17 @@ func (n node) onion() string {
 	}
 	tor, ok := m["_tor"]
 	if !ok {
+		tor, ok = m["*"] // a wildcard answers for a missing _tor too
+	}
+	if !ok {
 		return ""
 	}
-	for _, t := range tor.txts() {
+	return firstOnion(tor.txts())
+}
+
+// firstOnion is the first .onion host among TXT strings.
+func firstOnion(txts []string) string {
+	for _, t := range txts {
 		t = strings.ToLower(strings.TrimSuffix(t, "."))
 		if strings.HasSuffix(t, ".onion") && validHost(t) {
 			return t
@@ -310,15 +359,21 @@ func (n node) mapOf() map[string]node {
 	}
 	out := map[string]node{}
 	for k, v := range m {
+		// "" is the name itself and "*" the wildcard; any other key must
+		// be a DNS label as written (ncdns skips "WWW" rather than
+		// lower-casing it).
+		if k != "" && k != "*" && !mapLabelRE.MatchString(k) {
+			continue
+		}
 		var s string
 		if json.Unmarshal(v, &s) == nil {
 			b, _ := json.Marshal([]string{s})
-			out[strings.ToLower(k)] = node{"ip": b}
+			out[k] = node{"ip": b}
 			continue
 		}
 		var sub node
 		if json.Unmarshal(v, &sub) == nil {
-			out[strings.ToLower(k)] = sub
+			out[k] = sub
 		}
 	}
 	return out
@@ -327,27 +382,33 @@ func (n node) mapOf() map[string]node {
 // walk descends through "map" for the sub-labels, right to left, falling
 // back to "*" at each level; "" entries merge into their parent. It stops
 // early at a delegation or a translate and returns the labels left.
-func walk(ctx context.Context, lookup Lookup, n node, subs []string, streamID string, chain []string) (node, []string, error) {
+//
+// wild reports that the last label was answered by a wildcard: then the
+// name has no node of its own, and the wildcard answers for the names
+// below it too (its _tor, say).
+func walk(ctx context.Context, lookup Lookup, n node, subs []string, streamID string, chain []string) (_ node, rest []string, wild bool, _ error) {
 	for i := len(subs) - 1; i >= 0; i-- {
 		n = mergeEmpty(n)
 		if n.has("ns") || n.has("dns") || n.has("translate") {
-			return n, subs[:i+1], nil
+			return n, subs[:i+1], false, nil
 		}
 		m := n.mapOf()
 		next, ok := m[subs[i]]
+		wild = false
 		if !ok {
 			next, ok = m["*"]
+			wild = true
 		}
 		if !ok {
-			return nil, nil, nil
+			return nil, nil, false, nil
 		}
 		var err error
 		if next, err = expand(ctx, lookup, next, streamID, chain); err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
 		n = next
 	}
-	return mergeEmpty(n), nil, nil
+	return mergeEmpty(n), nil, wild, nil
 }
 
 // mergeEmpty merges map[""] into the node itself (ncdns's moveEmptyMapItems);

@@ -103,7 +103,9 @@ func TestMapping(t *testing.T) {
 		{`{"ns":["ns1.example.com."],"ip":"1.2.3.4"}`, "e.bit", 3, `"e.bit is not registered"`, nil},
 		{`{"dns":["ns1.example.com."]}`, "www.e.bit", 3, `"www.e.bit is not registered"`, nil},
 		{`{"translate":"example.com."}`, "www.e.bit", 0, "www.example.com", nil},
-		{`{"translate":"example.com.","ip":"1.2.3.4"}`, "e.bit", 0, "1.2.3.4", nil},
+		// The owner of a translate keeps no ip of its own (nctestsuite
+		// dname-and-ip); its onion is its target's.
+		{`{"translate":"example.com.","ip":"1.2.3.4"}`, "e.bit", 3, `"e.bit is not registered"`, nil},
 		// Imports.
 		{`{"import":"dd/example2"}`, "e.bit", 0, "1.2.3.4", values{"dd/example2": `{"ip":"1.2.3.4"}`}},
 		{`{"import":"dd/example2","ip":"5.6.7.8"}`, "e.bit", 0, "5.6.7.8", values{"dd/example2": `{"ip":"1.2.3.4"}`}},
@@ -212,6 +214,43 @@ func TestReferencesAsNcdns(t *testing.T) {
 	for q, want := range map[string]string{"www.example.bit": "1.1.1.1", "mail.example.bit": "2.2.2.2"} {
 		if a := Resolve(context.Background(), v.lookup, q, "s"); a.Result != want {
 			t.Errorf("merged maps, %s: %+v, want %s", q, a, want)
+		}
+	}
+}
+
+// TestTranslateWildcardLabels: the rest of the d/ spec's edges as ncdns
+// serves them. A translate (DNAME) hides its owner's ip and alias and
+// redirects everything below it, _tor included; map["*"] answers a missing
+// label, _tor too; a map key that is not a DNS label as written is skipped.
+func TestTranslateWildcardLabels(t *testing.T) {
+	v := values{
+		"d/moved":  `{"translate":"target.bit.","ip":"1.2.3.4","alias":"x.example.com."}`,
+		"d/target": `{"ip":"5.6.7.8","map":{"_tor":{"txt":"` + onionA + `"},"www":{"map":{"_tor":{"txt":"` + onionB + `"}}}}}`,
+		"d/loop":   `{"translate":"loop2.bit."}`,
+		"d/loop2":  `{"translate":"loop.bit."}`,
+		"d/wild":   `{"map":{"*":{"txt":"` + onionB + `","ip":"9.9.9.9"}}}`,
+		"d/upper":  `{"map":{"WWW":{"ip":"1.1.1.1"},"ok":{"ip":"2.2.2.2"}}}`,
+	}
+	for _, c := range []struct {
+		query, want string
+	}{
+		{"moved.bit", onionA},               // the target's onion, not the owner's ip
+		{"moved.bit.onion", onionA},         // likewise
+		{"www.moved.bit", "www.target.bit"}, // below: the name under the target
+		{"www.moved.bit.onion", onionB},     // and its _tor, under the target
+		{"loop.bit", "not registered"},      // translations that loop end
+		{"x.wild.bit", onionB},              // the wildcard's _tor
+		{"x.wild.bit.onion", onionB},
+		{"www.upper.bit", "not registered"}, // "WWW" is not a label
+		{"ok.upper.bit", "2.2.2.2"},
+	} {
+		a := Resolve(context.Background(), v.lookup, c.query, "s")
+		got := a.Result
+		if a.Status == StatusNotRegistered {
+			got = "not registered"
+		}
+		if got != c.want {
+			t.Errorf("%s: %d %s, want %s", c.query, a.Status, a.Result, c.want)
 		}
 	}
 }
