@@ -332,7 +332,7 @@ func (e *Engine) Sync(ctx context.Context) error {
 			answered <- dialed{s, err}
 		}()
 	}
-	for range min(limit, e.cfg.QueryServers+1) {
+	for range min(limit, syncWave(e.cfg.QueryServers)) {
 		dialNext()
 	}
 	slow := time.NewTimer(slowConnectNotice)
@@ -386,7 +386,7 @@ func (e *Engine) Sync(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("%s: %w", s, err))
 		if finished+1 == started && ok == 0 && limit < len(servers) {
 			limit = len(servers) // every other failed: the demoted too
-			for range min(limit-started, e.cfg.QueryServers+1) {
+			for range min(limit-started, syncWave(e.cfg.QueryServers)) {
 				dialNext()
 			}
 		}
@@ -406,6 +406,12 @@ func (e *Engine) Sync(ctx context.Context) error {
 	e.mu.Unlock()
 	return nil
 }
+
+// syncWave is how many servers a sync connects to at once: two more than
+// it syncs with, so that two stalled servers (or a Tor still without
+// circuits for them) hold up no other. Each further wave waits for one
+// handshake timeout at most.
+func syncWave(queryServers int) int { return queryServers + 2 }
 
 // slowConnectNotice is when a sync that no server has answered yet says
 // so in the log, instead of staying silent for a handshake timeout.
