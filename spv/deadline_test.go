@@ -49,7 +49,7 @@ func TestCancelledLookupIsCached(t *testing.T) {
 		t.Fatalf("cancelled caller: %v", err)
 	}
 	close(release)
-	time.Sleep(300 * time.Millisecond) // the background lookup verifies and caches
+	time.Sleep(time.Second) // the background lookup verifies and caches
 	before := srv.Requests("")
 	r, err := e.NameShow(context.Background(), []byte("d/ascii"), spv.LookupOptions{StreamID: "tor-stream-7"})
 	if err != nil || string(r.Value) != asciiValue {
