@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"math/big"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -14,7 +13,6 @@ import (
 	"github.com/ncspv/ncspv/headers"
 	"github.com/ncspv/ncspv/internal/chaingen"
 	"github.com/ncspv/ncspv/spv"
-	"github.com/ncspv/ncspv/tor"
 )
 
 // TestLookupBelowCheckpoint: the store starts at a checkpoint (height 150)
@@ -35,17 +33,8 @@ func TestLookupBelowCheckpoint(t *testing.T) {
 	for _, bend := range []bool{false, true} {
 		b := (&namedChain{g: g}).backend()
 		srv := startServer(t, b, "1.4.3")
-		store, err := headers.OpenStore(filepath.Join(t.TempDir(), "h.db"), p, cp.Anchor(), headers.StoreOptions{NoSync: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		pool := electrumx.NewPool(electrumx.Config{})
-		e, err := spv.New(spv.Config{Params: p, Addresses: spv.RegTestAddresses, Checkpoint: cp, Store: store,
-			Servers: []electrumx.Server{srv.Address()}, Router: tor.NewRouter(tor.Direct), Pool: pool,
-			Confirmations: 1, QueryServers: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
+		e, store := newEngineConfig(t, spv.Config{Params: p, Checkpoint: cp,
+			Servers: []electrumx.Server{srv.Address()}, Confirmations: 1, QueryServers: 1})
 		ctx := syncEngine(t, e)
 		// The anchor's ancestors (the median time past's window) are
 		// stored; block 140 is below them.
@@ -64,9 +53,6 @@ func TestLookupBelowCheckpoint(t *testing.T) {
 		case bend && !errors.Is(err, spv.ErrAllServersLied):
 			t.Fatalf("bent checkpoint proof: %v", err)
 		}
-		e.Close()
-		pool.Close()
-		store.Close()
 	}
 }
 
@@ -105,19 +91,10 @@ func TestSyncAfterAnchorMedianTime(t *testing.T) {
 			b.ReplaceHeader(145, other.Raw)
 		}
 		srv := startServer(t, b, "1.4.3")
-		store, err := headers.OpenStore(filepath.Join(t.TempDir(), "h.db"), p, cp.Anchor(), headers.StoreOptions{NoSync: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		pool := electrumx.NewPool(electrumx.Config{})
-		e, err := spv.New(spv.Config{Params: p, Addresses: spv.RegTestAddresses, Checkpoint: cp, Store: store,
-			Servers: []electrumx.Server{srv.Address()}, Router: tor.NewRouter(tor.Direct), Pool: pool,
-			QueryServers: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
+		e, store := newEngineConfig(t, spv.Config{Params: p, Checkpoint: cp,
+			Servers: []electrumx.Server{srv.Address()}, QueryServers: 1})
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err = e.Sync(ctx)
+		err := e.Sync(ctx)
 		cancel()
 		switch {
 		case !bend && err != nil:
@@ -131,8 +108,5 @@ func TestSyncAfterAnchorMedianTime(t *testing.T) {
 		case bend && (err == nil || len(e.Demoted()) != 1 || store.Tip().Height != 150):
 			t.Fatalf("bent proof below the anchor: %v, demoted %v, tip %d", err, e.Demoted(), store.Tip().Height)
 		}
-		e.Close()
-		pool.Close()
-		store.Close()
 	}
 }

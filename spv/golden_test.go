@@ -42,12 +42,14 @@ func newEngine(t *testing.T, p *headers.Params, servers []electrumx.Server, conf
 }
 
 // newEngineConfig completes cfg with what every test engine has: a fresh
-// store from the network's checkpoint, a pool pinning in memory (unless cfg
-// has one), direct
-// connections and regtest addresses (unless cfg sets them).
+// store from cfg's checkpoint (the network's unless cfg sets one), a pool
+// pinning in memory, direct connections and regtest addresses (unless cfg
+// sets them).
 func newEngineConfig(t *testing.T, cfg spv.Config) (*spv.Engine, *headers.Store) {
 	t.Helper()
-	cfg.Checkpoint = checkpoints.ForNetwork(cfg.Params)
+	if cfg.Checkpoint == (checkpoints.Checkpoint{}) {
+		cfg.Checkpoint = checkpoints.ForNetwork(cfg.Params)
+	}
 	store, err := headers.OpenStore(filepath.Join(t.TempDir(), "headers.db"), cfg.Params, cfg.Checkpoint.Anchor(), headers.StoreOptions{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
