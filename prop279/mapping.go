@@ -130,19 +130,14 @@ func resolve(ctx context.Context, lookup Lookup, query, streamID string, o Optio
 		if target == "" {
 			return notRegistered(query), nil
 		}
-		if len(rest) == 0 {
-			if !strings.HasSuffix(target, ".bit") || translations >= maxTranslations {
-				return notRegistered(query), nil
+		// The owner itself is only ever answered with its target's onion;
+		// a name below it may be answered with the redirected name.
+		redirected := target
+		if len(rest) > 0 {
+			redirected = strings.Join(rest, ".") + "." + target
+			if !onlyOnion {
+				return Answer{StatusSuccess, redirected}, nil
 			}
-			a, err := resolve(ctx, lookup, target, streamID, Options{OnlyOnion: true}, translations+1)
-			if a.Status != StatusSuccess && a.Status != StatusFailure {
-				return notRegistered(query), nil
-			}
-			return a, err
-		}
-		redirected := strings.Join(rest, ".") + "." + target
-		if !onlyOnion {
-			return Answer{StatusSuccess, redirected}, nil
 		}
 		if !strings.HasSuffix(redirected, ".bit") || translations >= maxTranslations {
 			return notRegistered(query), nil
