@@ -108,15 +108,24 @@ func CheckAuxPoW(aux *AuxPoW, auxHash chainhash.Hash, chainID int32, p *Params) 
 	return nil
 }
 
+// CheckChainID is the first rule of CheckProofOfWork, the one that needs
+// only the 80-byte header: a non-legacy version carries Namecoin's chain ID.
+func CheckChainID(h *Header, p *Params) error {
+	if !h.IsLegacy() && p.StrictChainID && h.ChainID() != p.AuxPoWChainID {
+		return ruleError(ErrBadChainID,
+			"block version %08x has chain ID %d, expected %d",
+			uint32(h.Version), h.ChainID(), p.AuxPoWChainID)
+	}
+	return nil
+}
+
 // CheckProofOfWork is Namecoin Core's CheckProofOfWork for a header: the
 // chain ID, the AuxPoW flag, then the parent's proof of work and the AuxPoW
 // commitment, or the header's own hash when it has no AuxPoW. It needs no
 // chain context. hash is the header's block hash.
 func CheckProofOfWork(fh *FullHeader, hash chainhash.Hash, p *Params) error {
-	if !fh.IsLegacy() && p.StrictChainID && fh.ChainID() != p.AuxPoWChainID {
-		return ruleError(ErrBadChainID,
-			"block version %08x has chain ID %d, expected %d",
-			uint32(fh.Version), fh.ChainID(), p.AuxPoWChainID)
+	if err := CheckChainID(&fh.Header, p); err != nil {
+		return err
 	}
 	if fh.AuxPoW == nil {
 		if fh.IsAuxPoW() {

@@ -91,6 +91,8 @@ type Store struct {
 	// ancestors a checkpoint anchor's median time needs) are proven, not
 	// chosen by work: no branch may fork below the anchor.
 	anchor int32
+	// verif mirrors the committed verification state.
+	verif Verification
 
 	workMu    sync.Mutex
 	workCache map[uint32]*big.Int
@@ -230,6 +232,7 @@ func (s *Store) loadTip(tx *bolt.Tx) error {
 	s.tip = Tip{Height: height, Hash: rec.info.Hash, Work: rec.work}
 	s.base = int32(binary.BigEndian.Uint32(baseH))
 	s.anchor = storedAnchor(meta)
+	s.verif = readVerification(meta)
 	s.mu.Unlock()
 	return nil
 }
@@ -447,6 +450,11 @@ func (s *Store) Connect(vh []VerifiedHeader) error {
 	}
 	var newTip Tip
 	var newBase int32
+	var newVerif Verification
+	unchecked := false
+	for i := range vh {
+		unchecked = unchecked || vh[i].Unchecked
+	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		tipH := int32(binary.BigEndian.Uint32(meta.Get(keyTip)))
@@ -515,9 +523,20 @@ func (s *Store) Connect(vh []VerifiedHeader) error {
 		}
 		newTip = Tip{Height: last.Height, Hash: last.Hash, Work: work}
 		newBase = base
+		newVerif = readVerification(meta).afterConnect(start, last.Height, unchecked)
+		if err := writeVerification(meta, newVerif); err != nil {
+			return err
+		}
 		// Prune in batches so that not every append rewrites the base.
+		// Headers whose work is still unchecked stay, with the checked
+		// one below them that their background check starts from.
 		if last.Height-base+1 > s.keep+s.params.RetargetInterval {
 			newBase = last.Height - s.keep + 1
+			if newVerif.Gap {
+				newBase = min(newBase, newVerif.Low)
+			}
+		}
+		if newBase > base {
 			if err := deleteRange(tx, base, newBase-1); err != nil {
 				return err
 			}
@@ -534,7 +553,7 @@ func (s *Store) Connect(vh []VerifiedHeader) error {
 		return err
 	}
 	s.mu.Lock()
-	s.tip, s.base = newTip, newBase
+	s.tip, s.base, s.verif = newTip, newBase, newVerif
 	s.mu.Unlock()
 	s.dropMappedPages()
 	return nil
@@ -631,6 +650,9 @@ func (s *Store) CheckIntegrity() error {
 		base := int32(binary.BigEndian.Uint32(meta.Get(keyBase)))
 		if n := tx.Bucket(bucketHeaders).Stats().KeyN; n != int(tipH-base+1) {
 			return fmt.Errorf("%w: %d records for heights %d..%d", ErrCorrupt, n, base, tipH)
+		}
+		if v := readVerification(meta); v.Gap && (v.Low < base || v.End <= v.Low || v.End > tipH) {
+			return fmt.Errorf("%w: unverified headers (%d, %d] outside the chain %d..%d", ErrCorrupt, v.Low, v.End, base, tipH)
 		}
 		var prev record
 		for h := base; h <= tipH; h++ {

@@ -54,6 +54,9 @@ func CheckHeaderContext(h *Header, prev BlockInfo, ctx ChainContext, now time.Ti
 type VerifiedHeader struct {
 	Header Header
 	Info   BlockInfo
+	// Unchecked: came in 80-byte form; its proof of work is not checked
+	// (a sampled sync, see Verification).
+	Unchecked bool
 }
 
 // overlay shows a run of new headers on top of a chain context. Heights at
@@ -92,6 +95,21 @@ type Prechecked struct {
 	Header Header
 	Hash   chainhash.Hash
 	PoWErr error
+	// Unchecked: the header came without its AuxPoW (80-byte form), so
+	// only the rules that need none ran (CheckChainID); its proof of work
+	// is left to a sampled or later check.
+	Unchecked bool
+}
+
+// PrecheckBare prechecks 80-byte headers: the chain ID, which needs no
+// AuxPoW, and nothing of the proof of work.
+func PrecheckBare(hdrs []Header, p *Params) []Prechecked {
+	out := make([]Prechecked, len(hdrs))
+	for i := range hdrs {
+		out[i] = Prechecked{Header: hdrs[i], Hash: hdrs[i].BlockHash(), Unchecked: true,
+			PoWErr: CheckChainID(&hdrs[i], p)}
+	}
+	return out
 }
 
 // Precheck hashes hdrs and runs CheckProofOfWork on each. It never fails:
@@ -126,7 +144,7 @@ func VerifyPrechecked(ctx ChainContext, prev BlockInfo, pcs []Prechecked, now ti
 			return ov.run, fmt.Errorf("header %v at height %d: %w", hash, height, err)
 		}
 		info := NextBlockInfo(prev, h, hash, p)
-		ov.run = append(ov.run, VerifiedHeader{Header: *h, Info: info})
+		ov.run = append(ov.run, VerifiedHeader{Header: *h, Info: info, Unchecked: pc.Unchecked})
 		prev = info
 	}
 	return ov.run, nil
