@@ -210,6 +210,10 @@ func (s *Server) getBlockchainInfo(context.Context, json.RawMessage) (any, *Erro
 		"verificationprogress": verificationProgress(st),
 		"initialblockdownload": !st.Synced,
 		"warnings":             st.Warning,
+		// Not in Core: how far the chain's proof of work is checked
+		// (docs/sampled-sync.md).
+		"verification":   st.Verification,
+		"verifiedheight": st.VerifiedHeight,
 	}, nil
 }
 

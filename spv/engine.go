@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/btcsuite/btcd/chaincfg/chainhash"
 	"github.com/ncspv/ncspv/checkpoints"
 	"github.com/ncspv/ncspv/electrumx"
 	"github.com/ncspv/ncspv/headers"
@@ -57,6 +58,14 @@ type Config struct {
 	// BackgroundLookup bounds a lookup whose caller gave up, which goes on
 	// to cache its answer for the caller's retry (default 60 s).
 	BackgroundLookup time.Duration
+	// SampledSync: a catch-up of more than two retarget periods takes
+	// 80-byte headers and checks the proof of work of a random sample, the
+	// newest period and every block a name proof uses before answering
+	// (docs/sampled-sync.md).
+	SampledSync bool
+	// NoFullVerify leaves a sampled chain sampled: without it the rest of
+	// its proof of work is checked in the background after a sync.
+	NoFullVerify bool
 	// SpareCircuits is how many connections per server, each on a fresh
 	// circuit of its own, are kept ready for stream IDs not seen before
 	// (default 2; negative: none). They are opened only after lookups.
@@ -95,6 +104,13 @@ type Engine struct {
 	bgWG       sync.WaitGroup
 	catchingUp bool
 	following  bool // Follow is running: keep the sync connections
+
+	// garbling: servers that garbled an 80-byte header chunk.
+	garbling map[string]bool
+	// workChecked: heights in the gap of unchecked headers whose proof of
+	// work was checked in full (samples, name-proof blocks), by hash.
+	workChecked map[int32]chainhash.Hash
+	verifying   bool // the background full verification is running
 }
 
 // New checks cfg and makes an engine.
@@ -154,6 +170,8 @@ func New(cfg Config) (*Engine, error) {
 		cfg:         cfg,
 		log:         log.With("subsys", "SYNC"),
 		demotedTill: map[string]time.Time{},
+		garbling:    map[string]bool{},
+		workChecked: map[int32]chainhash.Hash{},
 		cache:       newResultCache(),
 		bgCtx:       bgCtx,
 		bgCancel:    bgCancel,
@@ -176,6 +194,14 @@ type State struct {
 	// Warning is for the user (getblockchaininfo's warnings): today only
 	// ErrHeaderFromFuture's, while the clock keeps the chain short.
 	Warning string
+	// Verification is how far the chain's proof of work is checked:
+	// "fully verified", "sampled" (a random sample, the newest period and
+	// the blocks name proofs use; the rest in the background) or
+	// "unverified" (80-byte headers whose sample is still to be checked).
+	Verification string
+	// VerifiedHeight is the height up to which every header's proof of
+	// work is checked.
+	VerifiedHeight int32
 }
 
 // State returns the current chain state.
@@ -183,8 +209,14 @@ func (e *Engine) State() State {
 	tip := e.cfg.Store.Tip()
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	v := e.cfg.Store.Verification()
+	verified := tip.Height
+	if v.Gap {
+		verified = v.Low
+	}
 	return State{Height: tip.Height, TipHash: tip.Hash.String(), ServerHeight: e.serverTip,
-		Synced: e.synced, LastSync: e.lastSync, Warning: e.warning}
+		Synced: e.synced, LastSync: e.lastSync, Warning: e.warning,
+		Verification: v.Mode(), VerifiedHeight: verified}
 }
 
 // Demoted lists the servers currently avoided for lying.
@@ -404,6 +436,7 @@ func (e *Engine) Sync(ctx context.Context) error {
 		e.warning = ErrHeaderFromFuture.Error()
 	}
 	e.mu.Unlock()
+	e.startFullVerify()
 	return nil
 }
 

@@ -82,14 +82,23 @@ func newEngineConfig(t *testing.T, cfg spv.Config) (*spv.Engine, *headers.Store)
 func TestGoldenRegtestRecording(t *testing.T) {
 	rec, backend := replayBackend(t)
 	names := rec.Names
-	for _, proto := range []string{"1.4.3", "1.4.2"} {
-		t.Run(proto, func(t *testing.T) {
+	for _, mode := range []struct {
+		proto   string
+		sampled bool
+	}{{"1.4.3", false}, {"1.4.2", false}, {"1.4.3", true}} {
+		proto := mode.proto
+		name := proto
+		if mode.sampled {
+			name += "/sampled"
+		}
+		t.Run(name, func(t *testing.T) {
 			srv, err := electrumxtest.NewServer(backend, electrumxtest.Options{MaxProtocol: proto, Pad: true})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer srv.Close()
-			e, store := newEngine(t, &headers.RegTestParams, []electrumx.Server{srv.Address()}, 1, 1)
+			e, store := newEngineConfig(t, spv.Config{Params: &headers.RegTestParams, Servers: []electrumx.Server{srv.Address()},
+				Confirmations: 1, QueryServers: 1, SampledSync: mode.sampled, NoFullVerify: true})
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			if err := e.Sync(ctx); err != nil {
@@ -112,6 +121,10 @@ func TestGoldenRegtestRecording(t *testing.T) {
 					continue
 				}
 				compareWithCore(t, name, r.JSON(spv.EncodingASCII, spv.EncodingASCII), rn.ShowResult)
+			}
+			want := map[bool]string{false: "fully verified", true: "sampled"}[mode.sampled]
+			if st := e.State(); st.Verification != want {
+				t.Errorf("verification %q, want %q", st.Verification, want)
 			}
 		})
 	}

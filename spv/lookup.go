@@ -641,6 +641,10 @@ func (e *Engine) verifyUpdate(ctx context.Context, c *electrumx.Client, name, ra
 	if err := checkMerkleProof(id, mp.Merkle, mp.Pos, hdr.MerkleRoot); err != nil {
 		return nil, lie(srv, "transaction %v at %d: %v", id, height, err)
 	}
+	// On a sampled chain, the block a proof rests on is checked in full.
+	if err := e.checkBlockWork(ctx, c, height); err != nil {
+		return nil, err
+	}
 	if tx.Version != headers.NamecoinTxVersion {
 		return nil, lie(srv, "transaction %v has version %#x, not a name transaction", id, tx.Version)
 	}

@@ -52,6 +52,21 @@ func (e *Engine) syncWith(ctx context.Context, s electrumx.Server) error {
 		// ncspv makes no traffic.
 		defer e.cfg.Pool.Drop(c)
 	}
+	err = e.syncHeaders(ctx, c)
+	if err != nil && !errors.Is(err, errServerBehind) {
+		return err
+	}
+	// Headers stored in 80-byte form (by this sync, or by one a crash or
+	// a liar cut short) are sampled before anything relies on them.
+	if serr := e.checkSample(ctx, c); serr != nil {
+		return serr
+	}
+	return err
+}
+
+// syncHeaders brings our chain up to c's tip.
+func (e *Engine) syncHeaders(ctx context.Context, c *electrumx.Client) error {
+	s := c.Server()
 	tctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
 	note, _, err := c.SubscribeHeaders(tctx)
 	cancel()
@@ -95,20 +110,35 @@ func (e *Engine) syncWith(ctx context.Context, s electrumx.Server) error {
 	progress := newProgress(e.log, ours.Height, serverTip)
 	next := ours.Height + 1
 	fellBack := false
-	for next <= serverTip {
-		n, err := e.fetchRange(ctx, c, next, serverTip, progress, &fellBack)
-		next += n
-		if errors.Is(err, headers.ErrDoesNotConnect) {
-			return e.switchBranch(ctx, c, serverTip)
+	fetchTo := func(end, cp int32) error {
+		for next <= end {
+			n, err := e.fetchRange(ctx, c, next, end, cp, progress, &fellBack)
+			next += n
+			if errors.Is(err, headers.ErrDoesNotConnect) {
+				return e.switchBranch(ctx, c, serverTip)
+			}
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				// Its announced tip is a claim it does not back: asking again
+				// would only repeat empty replies (a busy loop).
+				return lie(s.String(), "announced tip %d but sent no header from %d", serverTip, next)
+			}
 		}
-		if err != nil {
+		return nil
+	}
+	if e.sampledCatchUp(ours.Height, serverTip) {
+		// 80-byte headers up to the newest period, which comes in full:
+		// the server commits to the whole chain before the sample is drawn.
+		e.log.Info("catching up with 80-byte headers; their proof of work is checked by sample, then in full in the background",
+			"headers", serverTip-ours.Height)
+		if err := fetchTo(serverTip-newestFull, serverTip); err != nil {
 			return err
 		}
-		if n == 0 {
-			// Its announced tip is a claim it does not back: asking again
-			// would only repeat empty replies (a busy loop).
-			return lie(s.String(), "announced tip %d but sent no header from %d", serverTip, next)
-		}
+	}
+	if err := fetchTo(serverTip, 0); err != nil {
+		return err
 	}
 	progress.done(e.cfg.Store.Tip().Height)
 	return nil
@@ -153,7 +183,10 @@ func (e *Engine) switchBranch(ctx context.Context, c *electrumx.Client, serverTi
 
 // fetchRange pipelines chunk requests from start to end and stores them
 // in order. It returns how many headers it stored.
-func (e *Engine) fetchRange(ctx context.Context, c *electrumx.Client, start, end int32, p *progress, fellBack *bool) (int32, error) {
+//
+// With cp > 0 it asks for the 80-byte form (cp_height cp, at or above
+// end), whose headers are stored with their proof of work unchecked.
+func (e *Engine) fetchRange(ctx context.Context, c *electrumx.Client, start, end, cp int32, p *progress, fellBack *bool) (int32, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type slot struct {
@@ -164,11 +197,19 @@ func (e *Engine) fetchRange(ctx context.Context, c *electrumx.Client, start, end
 	nextReq := start
 	issue := func() {
 		for len(queue) < e.cfg.Pipeline && nextReq <= end {
-			count := min(int32(e.cfg.ChunkSize), end-nextReq+1)
+			size := int32(e.cfg.ChunkSize)
+			if cp > 0 {
+				size = bareChunk
+			}
+			count := min(size, end-nextReq+1)
 			sl := slot{start: nextReq, count: count, ch: make(chan chunkResult, 1)}
 			go func(from, count int32) {
 				rctx, rcancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
 				defer rcancel()
+				if cp > 0 {
+					sl.ch <- e.fetchBare(rctx, c, from, count, cp)
+					return
+				}
 				r, err := c.BlockHeaders(rctx, from, int(count), 0)
 				if err != nil {
 					sl.ch <- chunkResult{start: from, err: err}

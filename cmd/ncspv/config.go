@@ -46,6 +46,8 @@ type config struct {
 	RPCCookie      string   `long:"rpccookie" description:"Cookie file for RPC authentication (default: <datadir>/<network>/.cookie, or $RUNTIME_DIRECTORY/.cookie under systemd)"`
 	Confirmations  int      `long:"confirmations" default:"12" description:"Confirmations a name update should have: the newest update this deep answers while live; a fresher one answers only when none is"`
 	LookupDeadline int      `long:"lookupdeadline" default:"1200" description:"Milliseconds after which a lookup answers with the newest verified answer in hand instead of waiting for slower servers (ncprop279 and ncdns give up after 1500); a lookup whose caller gave up goes on and is cached for the retry"`
+	NoSampledSync  bool     `long:"nosampledsync" description:"On a long catch-up take every header in full (about 1.1 GB through Tor from the built-in checkpoint as of late 2026) instead of 80-byte headers whose proof of work is checked by random sample, then in full in the background"`
+	NoFullVerify   bool     `long:"nofullverify" description:"After a sampled catch-up, leave the rest of the proof of work unchecked instead of checking it in the background (getblockchaininfo then keeps saying \"sampled\")"`
 	Follow         bool     `long:"follow" description:"Keep syncing while idle (otherwise a lookup catches up first, and an idle ncspv makes no traffic)"`
 	DebugLevel     string   `long:"debuglevel" default:"info" description:"Log level: debug, info, warn or error (names and stream IDs are logged at debug only)"`
 }

@@ -102,6 +102,7 @@ func openNode(cfg *config, r *resolved, log *slog.Logger) (*node, error) {
 		Params: r.params, Addresses: addrs, Checkpoint: cp, Store: store,
 		Servers: r.servers, Router: tor.NewRouter(r.proxy), Pool: pool,
 		Confirmations: int32(cfg.Confirmations), Logger: log,
+		SampledSync: !cfg.NoSampledSync, NoFullVerify: cfg.NoFullVerify,
 		LookupDeadline: time.Duration(cfg.LookupDeadline) * time.Millisecond,
 	})
 	if err != nil {
@@ -398,8 +399,14 @@ func (c *statusCommand) Execute([]string) error {
 	}
 	defer store.Close()
 	tip := store.Tip()
+	v := store.Verification()
+	verified := tip.Height
+	if v.Gap {
+		verified = v.Low
+	}
 	return printJSON(map[string]any{"chain": chainName[r.params.Name], "blocks": tip.Height,
-		"bestblockhash": tip.Hash.String(), "oldest_stored": store.Base(), "daemon": "not running"})
+		"bestblockhash": tip.Hash.String(), "oldest_stored": store.Base(),
+		"verification": v.Mode(), "verifiedheight": verified, "daemon": "not running"})
 }
 
 // storeAdvice tells the user what to do with a damaged header database:

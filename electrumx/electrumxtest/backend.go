@@ -205,6 +205,30 @@ func (b *Backend) appendJoinedHex(dst []byte, start, count int64, truncate bool)
 	return dst
 }
 
+// appendSplitBugHex appends what ElectrumX 1.19 and later send for
+// blockchain.block.headers with cp_height when start > 0: the joined
+// headers from start, split at the boundaries of the headers from genesis
+// (block_headers_array's genesis-relative offsets) and each piece cut to
+// 80 bytes.
+func (b *Backend) appendSplitBugHex(dst []byte, start, count int64) []byte {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	var raw []byte
+	for h := start; h < start+count; h++ {
+		raw = append(raw, b.headers[h]...)
+	}
+	for i, off := 0, 0; off < len(raw); i++ {
+		end := len(raw)
+		if i < len(b.headers) {
+			end = min(off+len(b.headers[i]), len(raw))
+		}
+		piece := raw[off:end]
+		dst = append(dst, hexOf(piece[:min(80, len(piece))])...)
+		off = end
+	}
+	return dst
+}
+
 // Tx returns a raw transaction and its height.
 func (b *Backend) Tx(id chainhash.Hash) ([]byte, int32, bool) {
 	b.mu.RLock()

@@ -67,6 +67,9 @@ type Server struct {
 	HoldFromStart bool
 	// EntryCost is what each get_value_proof entry costs to produce.
 	EntryCost time.Duration
+	// SplitBug garbles blockchain.block.headers with cp_height and a start
+	// above 0 as ElectrumX 1.19 and later do (electrumx-observed.md).
+	SplitBug bool
 
 	mu       sync.Mutex
 	hook     Hook
@@ -103,6 +106,8 @@ type Options struct {
 	// HoldFromStart: hold as ElectrumX 1.18 does (see Server).
 	HoldFromStart bool
 	EntryCost     time.Duration
+	// SplitBug: garble 80-byte header chunks as ElectrumX 1.19+ does.
+	SplitBug bool
 }
 
 // NewServer starts a fake server for b on a free loopback port.
@@ -115,6 +120,7 @@ func NewServer(b *Backend, o Options) (*Server, error) {
 		HoldSmall:     o.HoldSmall,
 		HoldFromStart: o.HoldFromStart,
 		EntryCost:     o.EntryCost,
+		SplitBug:      o.SplitBug,
 		conns:         map[net.Conn]*serverConn{},
 		requests:      map[string]int{},
 	}
@@ -611,7 +617,11 @@ func (s *Server) dispatch(sc *serverConn, method string, params []json.RawMessag
 		// page faults, making the fake the bottleneck of benchmarks.
 		res := getBuf()
 		res = append(res, `{"hex":"`...)
-		res = b.appendJoinedHex(res, start, count, cp > 0)
+		if cp > 0 && start > 0 && s.SplitBug {
+			res = b.appendSplitBugHex(res, start, count)
+		} else {
+			res = b.appendJoinedHex(res, start, count, cp > 0)
+		}
 		res = fmt.Appendf(res, `","count":%d,"max":2016`, count)
 		if cp > 0 && count > 0 {
 			last := start + count - 1

@@ -1,0 +1,484 @@
+package spv
+
+import (
+	"context"
+	crand "crypto/rand"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/btcsuite/btcd/chaincfg/chainhash"
+	"github.com/ncspv/ncspv/electrumx"
+	"github.com/ncspv/ncspv/headers"
+)
+
+// The sampled sync (docs/sampled-sync.md): a long catch-up takes the
+// 80-byte headers whole, checks every rule that needs no AuxPoW on them,
+// then checks the proof of work of a random sample drawn after the server
+// has committed to the chain, and of every header the newest period and
+// the name proofs use; the rest is checked in the background.
+const (
+	// newestFull is how many of the newest headers come in full.
+	newestFull = chunkSize
+	// sampledSyncMin: a catch-up of fewer headers takes them all in full;
+	// the newest period would be most of it anyway.
+	sampledSyncMin = 2 * chunkSize
+	// bareChunk is how many 80-byte headers one request asks for: their
+	// 256,000 hex characters and the cp_height branch stay under 256 KiB,
+	// the power of two ElectrumX 1.20 would pad the reply to (2016 would
+	// be padded to 512 KiB).
+	bareChunk = 1600
+	// bareSingleBatch is how many single-header requests (each 80 bytes
+	// and a cp_height branch, about 1.4 KB of JSON) one batch carries when
+	// a server garbles the joined form.
+	bareSingleBatch = 300
+	// sampleBatch is how many full headers one sample request asks for:
+	// at most 800 KB of hex even at 4 KB a header, under the sync reply cap.
+	sampleBatch = 100
+
+	// The security target: a chain with less than 90 % of the work its
+	// bits claim is caught with probability at least 1 - 2^-40.
+	sampleFakeShare = 0.10
+	sampleBits      = 40
+)
+
+// errGarbled: a server sent an 80-byte header chunk that does not link
+// together, as ElectrumX 1.19 and later do for any start above 0.
+var errGarbled = errors.New("80-byte header reply does not link together")
+
+// sampledCatchUp says whether a catch-up from ours to serverTip takes the
+// 80-byte form.
+func (e *Engine) sampledCatchUp(ours, serverTip int32) bool {
+	return e.cfg.SampledSync && serverTip-ours > sampledSyncMin
+}
+
+// fetchBare fetches count 80-byte headers from start under cp_height cp.
+// A reply that does not link together (ElectrumX 1.19+'s split bug) is
+// not the server lying: the same headers are asked for one per request,
+// a form the bug does not touch, and so is everything later asked of a
+// server once it garbled one reply.
+func (e *Engine) fetchBare(ctx context.Context, c *electrumx.Client, start, count, cp int32) chunkResult {
+	res := chunkResult{start: start}
+	srv := c.Server().String()
+	if !e.garbles(srv) {
+		r, err := c.BlockHeaders(ctx, start, int(count), cp)
+		if err != nil {
+			res.err = err
+			return res
+		}
+		hdrs, err := parseBare(r.Raw, int(count))
+		r.Release()
+		if err == nil {
+			res.checked = headers.PrecheckBare(hdrs, e.cfg.Params)
+			return res
+		}
+		if e.markGarbles(srv) {
+			e.log.Info("server garbles 80-byte header chunks (ElectrumX 1.19+); asking it for single headers",
+				"server", srv, "start", start, "err", err)
+		}
+	}
+	hdrs, err := e.bareSingles(ctx, c, start, count, cp)
+	if err != nil {
+		res.err = err
+		return res
+	}
+	res.checked = headers.PrecheckBare(hdrs, e.cfg.Params)
+	return res
+}
+
+// parseBare parses count joined 80-byte headers that must link together.
+func parseBare(raw []byte, count int) ([]headers.Header, error) {
+	if len(raw) != count*headers.HeaderSize {
+		return nil, fmt.Errorf("%w: %d bytes for %d headers", errGarbled, len(raw), count)
+	}
+	out := make([]headers.Header, count)
+	var prev chainhash.Hash
+	for i := range out {
+		h, err := headers.ParseHeader(raw[i*headers.HeaderSize : (i+1)*headers.HeaderSize])
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errGarbled, err)
+		}
+		if i > 0 && h.PrevBlock != prev {
+			return nil, fmt.Errorf("%w: header %d of the reply", errGarbled, i)
+		}
+		out[i], prev = h, h.BlockHash()
+	}
+	return out, nil
+}
+
+// bareSingles fetches 80-byte headers one per request, in batches.
+func (e *Engine) bareSingles(ctx context.Context, c *electrumx.Client, start, count, cp int32) ([]headers.Header, error) {
+	srv := c.Server().String()
+	out := make([]headers.Header, 0, count)
+	for from := start; from < start+count; from += bareSingleBatch {
+		n := min(bareSingleBatch, start+count-from)
+		calls := make([]*electrumx.BatchCall, n)
+		proofs := make([]electrumx.HeaderProofJSON, n)
+		for i := range calls {
+			calls[i] = &electrumx.BatchCall{Method: "blockchain.block.header",
+				Params: []any{from + int32(i), cp}, Result: &proofs[i]}
+		}
+		if err := c.Batch(ctx, calls); err != nil {
+			return nil, err
+		}
+		for i, call := range calls {
+			if call.Err != nil {
+				return out, nil // past the server's tip: a short chunk
+			}
+			if len(proofs[i].Header) != headers.HeaderSize {
+				return nil, lie(srv, "header %d has %d bytes under cp_height", from+int32(i), len(proofs[i].Header))
+			}
+			h, _ := headers.ParseHeader(proofs[i].Header)
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}
+
+func (e *Engine) garbles(srv string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.garbling[srv]
+}
+
+// markGarbles records that srv garbles 80-byte chunks; it reports whether
+// that is news.
+func (e *Engine) markGarbles(srv string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.garbling[srv] {
+		return false
+	}
+	e.garbling[srv] = true
+	return true
+}
+
+// checkSample checks the proof of work of a random sample of the stored
+// headers whose work is unchecked, if they have not passed one yet. The
+// draw uses local cryptographic randomness, after the headers are stored:
+// the server committed to them before it could know which it must back
+// with real work. A header that lacks its work, or a full header that is
+// not the 80-byte one stored, makes the server a liar and its chain goes.
+func (e *Engine) checkSample(ctx context.Context, c *electrumx.Client) error {
+	st := e.cfg.Store
+	v := st.Verification()
+	if !v.Gap || v.Sampled {
+		return nil
+	}
+	cum, err := st.WorkSince(v.Low+1, v.End)
+	if err != nil {
+		return err
+	}
+	var seed [32]byte
+	if _, err := crand.Read(seed[:]); err != nil {
+		return err
+	}
+	k := SampleCount(sampleFakeShare, sampleBits)
+	heights := SampleHeights(rand.New(rand.NewChaCha8(seed)), cum, v.Low+1, k)
+	e.log.Info("checking the proof of work of a random sample of the 80-byte headers",
+		"samples", len(heights), "of", v.End-v.Low)
+	if err := e.checkFullHeaders(ctx, c, heights); err != nil {
+		var le *LieError
+		if errors.As(err, &le) {
+			if derr := st.DropUnverified(); derr != nil {
+				return errors.Join(err, fmt.Errorf("%w: %w", ErrStoreWrite, derr))
+			}
+			e.log.Warn("a sampled header lacks its proof of work: the headers it came with are dropped",
+				"server", c.Server().String(), "back_to", st.Tip().Height, "err", err)
+		}
+		return err
+	}
+	if err := st.MarkSampled(v.Low, v.End); err != nil {
+		return err
+	}
+	e.log.Info("sampled proof-of-work check passed; the chain is usable, full verification follows",
+		"height", st.Tip().Height)
+	return nil
+}
+
+// checkFullHeaders fetches the full headers at heights (a few batches in
+// flight at once) and checks that each is the stored 80-byte header and
+// carries the work its bits claim.
+func (e *Engine) checkFullHeaders(ctx context.Context, c *electrumx.Client, heights []int32) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, (len(heights)+sampleBatch-1)/sampleBatch)
+	sem := make(chan struct{}, e.cfg.Pipeline)
+dispatch:
+	for i := 0; i < len(heights); i += sampleBatch {
+		batch := heights[i:min(i+sampleBatch, len(heights))]
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			break dispatch // a batch failed: its error is collected below
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := e.checkFullBatch(ctx, c, batch); err != nil {
+				errs <- err
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	var lieErr error
+	for err := range errs {
+		var le *LieError
+		if errors.As(err, &le) {
+			lieErr = err
+		} else if lieErr == nil && !errors.Is(err, context.Canceled) {
+			lieErr = err
+		}
+	}
+	if lieErr == nil {
+		return ctx.Err()
+	}
+	return lieErr
+}
+
+func (e *Engine) checkFullBatch(ctx context.Context, c *electrumx.Client, heights []int32) error {
+	srv := c.Server().String()
+	calls := make([]*electrumx.BatchCall, len(heights))
+	res := make([]electrumx.HexBytes, len(heights))
+	for i, h := range heights {
+		calls[i] = &electrumx.BatchCall{Method: "blockchain.block.header", Params: []any{h}, Result: &res[i]}
+	}
+	rctx, rcancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
+	defer rcancel()
+	if err := c.Batch(rctx, calls); err != nil {
+		return err
+	}
+	for i, h := range heights {
+		if calls[i].Err != nil {
+			return lie(srv, "full header %d: %v", h, calls[i].Err)
+		}
+		if err := e.checkFullHeader(srv, h, res[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkFullHeader checks that raw, the full header at height, is the
+// stored 80-byte header and carries the work its bits claim, and
+// remembers it as checked.
+func (e *Engine) checkFullHeader(srv string, height int32, raw []byte) error {
+	fh, n, err := headers.ParseFullHeader(raw)
+	if err != nil || n != len(raw) {
+		return lie(srv, "full header %d does not parse: %v", height, err)
+	}
+	hash, err := e.checkWork(srv, height, fh)
+	if err != nil {
+		return err
+	}
+	e.noteWorkChecked(height, hash)
+	return nil
+}
+
+// checkWork checks that fh is the stored header at height and carries
+// the work its bits claim; it returns its hash.
+func (e *Engine) checkWork(srv string, height int32, fh *headers.FullHeader) (chainhash.Hash, error) {
+	hash := fh.BlockHash()
+	stored, ok := e.cfg.Store.BlockAt(height)
+	if !ok {
+		return hash, fmt.Errorf("%w: %d", headers.ErrVerificationMoved, height)
+	}
+	if stored.Hash != hash {
+		return hash, lie(srv, "full header %d is %v, not the header %v it sent before", height, hash, stored.Hash)
+	}
+	if err := headers.CheckProofOfWork(fh, hash, e.cfg.Params); err != nil {
+		return hash, lie(srv, "header %d: %v", height, err)
+	}
+	return hash, nil
+}
+
+// maxWorkChecked bounds the heights remembered as checked in full above
+// the gap's low end (samples and name-proof blocks).
+const maxWorkChecked = 1 << 14
+
+func (e *Engine) noteWorkChecked(height int32, hash chainhash.Hash) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.workChecked) >= maxWorkChecked {
+		clear(e.workChecked)
+	}
+	e.workChecked[height] = hash
+}
+
+// checkBlockWork makes sure the block at height, which a name proof uses,
+// had its proof of work checked: in the gap of a sampled chain it fetches
+// the full header from c first.
+func (e *Engine) checkBlockWork(ctx context.Context, c *electrumx.Client, height int32) error {
+	v := e.cfg.Store.Verification()
+	if !v.Gap || height <= v.Low || height > v.End {
+		return nil
+	}
+	stored, ok := e.cfg.Store.BlockAt(height)
+	e.mu.Lock()
+	known, seen := e.workChecked[height]
+	e.mu.Unlock()
+	if ok && seen && known == stored.Hash {
+		return nil
+	}
+	r, err := c.BlockHeader(ctx, height, 0)
+	if err != nil {
+		return err
+	}
+	return e.checkFullHeader(c.Server().String(), height, r.Header)
+}
+
+// fullVerifyRetry is how long the background verification waits when no
+// server could carry it on.
+const fullVerifyRetry = time.Minute
+
+// startFullVerify starts checking the rest of a sampled chain's proof of
+// work in the background, unless it runs already or is configured off.
+func (e *Engine) startFullVerify() {
+	v := e.cfg.Store.Verification()
+	if e.cfg.NoFullVerify || !v.Gap || !v.Sampled {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.verifying || e.bgCtx.Err() != nil {
+		return
+	}
+	e.verifying = true
+	e.bgWG.Add(1)
+	go func() {
+		defer e.bgWG.Done()
+		e.verifyGap(e.bgCtx)
+		e.mu.Lock()
+		e.verifying = false
+		e.mu.Unlock()
+	}()
+}
+
+// verifyGap fetches the full headers of the gap, lowest first, checks that
+// each is the stored one and carries its work, and moves the gap's low end
+// up after every chunk, so that a restart resumes where it stopped. A
+// header without its work may be a server lying about a good header (the
+// AuxPoW is not in the block hash), so the server is demoted and another
+// asked; the sample already vouches for the chain.
+func (e *Engine) verifyGap(ctx context.Context) {
+	g := e.cfg.Router.ForSync()
+	key := g.Key + "/verify" // its own connection: a sync hangs up its own
+	for ctx.Err() == nil {
+		v := e.cfg.Store.Verification()
+		if !v.Gap {
+			e.log.Info("every header's proof of work is verified", "height", e.cfg.Store.Tip().Height)
+			return
+		}
+		if !v.Sampled {
+			return // a sync samples the new gap and starts this again
+		}
+		moved := false
+		for _, s := range e.servers() {
+			if e.isDemoted(s) || ctx.Err() != nil {
+				continue
+			}
+			c, err := e.cfg.Pool.Get(ctx, s, key, electrumx.DialFunc(g.Dial))
+			if err != nil {
+				continue
+			}
+			c.SetMaxLine(e.syncLineLimit())
+			err = e.verifyFrom(ctx, c, v)
+			e.cfg.Pool.Drop(c)
+			var le *LieError
+			switch {
+			case err == nil || errors.Is(err, headers.ErrVerificationMoved):
+				moved = true
+			case errors.As(err, &le):
+				e.demote(s, err, false)
+			case ctx.Err() == nil:
+				e.log.Info("background verification: server failed", "server", s.String(), "err", err)
+			}
+			if moved {
+				break
+			}
+		}
+		if !moved {
+			select {
+			case <-ctx.Done():
+			case <-time.After(fullVerifyRetry):
+			}
+		}
+	}
+}
+
+// verifyFrom checks the gap v's headers from c, chunk by chunk, with two
+// requests in flight; it returns when the gap is checked through or moved.
+func (e *Engine) verifyFrom(ctx context.Context, c *electrumx.Client, v headers.Verification) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	srv := c.Server().String()
+	type chunk struct {
+		top  int32 // the last height checked
+		last chainhash.Hash
+		err  error
+	}
+	size := int32(e.cfg.ChunkSize)
+	fetch := func(from int32) chan chunk {
+		ch := make(chan chunk, 1)
+		count := min(size, v.End-from+1)
+		go func() {
+			rctx, rcancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
+			defer rcancel()
+			r, err := c.BlockHeaders(rctx, from, int(count), 0)
+			if err != nil {
+				ch <- chunk{err: err}
+				return
+			}
+			// Checked before Release: parsed headers point into Raw.
+			defer r.Release()
+			fhs, err := headers.ParseFullHeadersN(r.Raw, int(count))
+			if err == nil && len(fhs) != int(count) {
+				err = fmt.Errorf("%d headers for %d", len(fhs), count)
+			}
+			if err != nil {
+				ch <- chunk{err: lie(srv, "full headers from %d: %v", from, err)}
+				return
+			}
+			ck := chunk{top: from + count - 1}
+			for i, fh := range fhs {
+				if ck.last, ck.err = e.checkWork(srv, from+int32(i), fh); ck.err != nil {
+					break
+				}
+			}
+			ch <- ck
+		}()
+		return ch
+	}
+	var queue []chan chunk
+	next := v.Low + 1
+	for len(queue) < 2 && next <= v.End {
+		queue = append(queue, fetch(next))
+		next += size
+	}
+	for len(queue) > 0 {
+		var ck chunk
+		select {
+		case ck = <-queue[0]:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		queue = queue[1:]
+		if ck.err != nil {
+			return ck.err
+		}
+		if next <= v.End {
+			queue = append(queue, fetch(next))
+			next += size
+		}
+		if err := e.cfg.Store.MarkVerified(ck.top, ck.last); err != nil {
+			return err
+		}
+	}
+	return nil
+}
