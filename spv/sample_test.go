@@ -1,6 +1,7 @@
 package spv
 
 import (
+	"errors"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -91,4 +92,32 @@ func TestSampleHeights(t *testing.T) {
 	if SampleHeights(rand.New(rand.NewPCG(1, 2)), nil, 0, 5) != nil {
 		t.Fatal("heights from an empty range")
 	}
+}
+
+// FuzzParseBare: an 80-byte header chunk is accepted only as count
+// headers that link together, and never panics.
+func FuzzParseBare(f *testing.F) {
+	f.Add(make([]byte, 160), 2)
+	f.Add(make([]byte, 80), 1)
+	f.Add([]byte{1, 2, 3}, 1)
+	f.Fuzz(func(t *testing.T, raw []byte, count int) {
+		if count < 0 || count > 50 {
+			return
+		}
+		hdrs, err := parseBare(raw, count)
+		if err != nil {
+			if !errors.Is(err, errGarbled) {
+				t.Fatalf("error %v is not errGarbled", err)
+			}
+			return
+		}
+		if len(hdrs) != count || len(raw) != 80*count {
+			t.Fatalf("%d headers from %d bytes for %d", len(hdrs), len(raw), count)
+		}
+		for i := 1; i < len(hdrs); i++ {
+			if hdrs[i].PrevBlock != hdrs[i-1].BlockHash() {
+				t.Fatalf("header %d does not link", i)
+			}
+		}
+	})
 }

@@ -29,6 +29,8 @@ type Backend struct {
 	// proofs are merkle proofs given explicitly (replayed recordings,
 	// where the other transactions of a block are unknown).
 	proofs map[chainhash.Hash]txProof
+	// cpTree is the merkle tree of the last cp_height asked, leaves first.
+	cpTree [][]chainhash.Hash
 	// ExpirationDepth bounds get_value_proof like ElectrumX's
 	// NAME_EXPIRATION (36000 mainnet, 30 regtest).
 	ExpirationDepth int32
@@ -95,6 +97,7 @@ func (b *Backend) truncateLocked(height int32) {
 		}
 	}
 	b.headers, b.hashes, b.blockTxs = b.headers[:height], b.hashes[:height], b.blockTxs[:height]
+	b.cpTree = nil
 	b.hexes = b.hexes[:height]
 	for sh, h := range b.history {
 		kept := h[:0]
@@ -244,12 +247,41 @@ func (b *Backend) History(scriptHash string) []HistoryEntry {
 	return append([]HistoryEntry(nil), b.history[scriptHash]...)
 }
 
-// cpProof is the cp_height proof of the block at height.
+// cpProof is the cp_height proof of the block at height. The tree of a
+// cp_height is kept (ElectrumX caches it too): a sync asks under one
+// cp_height thousands of times, and rebuilding it each time would make
+// the fake, not the client, the cost being measured.
 func (b *Backend) cpProof(height, cp int32) (branch []chainhash.Hash, root chainhash.Hash) {
-	b.mu.RLock()
-	leaves := append([]chainhash.Hash(nil), b.hashes[:cp+1]...)
-	b.mu.RUnlock()
-	return headers.MerkleBranch(leaves, int(height)), headers.MerkleRoot(leaves)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.cpTree == nil || len(b.cpTree[0]) != int(cp)+1 || b.cpTree[0][cp] != b.hashes[cp] {
+		level := slices.Clone(b.hashes[:cp+1])
+		b.cpTree = [][]chainhash.Hash{level}
+		for len(level) > 1 {
+			if len(level)%2 == 1 {
+				level = append(level, level[len(level)-1])
+			}
+			up := make([]chainhash.Hash, len(level)/2)
+			var buf [64]byte
+			for i := range up {
+				copy(buf[:32], level[2*i][:])
+				copy(buf[32:], level[2*i+1][:])
+				up[i] = chainhash.DoubleHashH(buf[:])
+			}
+			b.cpTree = append(b.cpTree, up)
+			level = up
+		}
+	}
+	i := int(height)
+	for _, level := range b.cpTree[:len(b.cpTree)-1] {
+		sib := i ^ 1
+		if sib >= len(level) {
+			sib = i
+		}
+		branch = append(branch, level[sib])
+		i /= 2
+	}
+	return branch, b.cpTree[len(b.cpTree)-1][0]
 }
 
 // merkle is the position and branch of txid in its block.
