@@ -58,6 +58,7 @@ type sampledOpts struct {
 	path         string
 	noFullVerify bool
 	logs         *lockedBuffer
+	keep         int32 // headers the store keeps (0: its default)
 }
 
 // sampledEngine makes a sampled-sync engine on servers, its store at
@@ -70,7 +71,7 @@ func sampledEngine(t *testing.T, servers []electrumx.Server, o sampledOpts) (*sp
 		path = filepath.Join(t.TempDir(), "headers.db")
 	}
 	cp := checkpoints.ForNetwork(p)
-	store, err := headers.OpenStore(path, p, cp.Anchor(), headers.StoreOptions{NoSync: true})
+	store, err := headers.OpenStore(path, p, cp.Anchor(), headers.StoreOptions{NoSync: true, KeepHeaders: o.keep})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,6 +392,44 @@ func TestSampledNameBlockLie(t *testing.T) {
 	e, _ = sampledEngine(t, []electrumx.Server{srv.Address()}, sampledOpts{path: path, noFullVerify: true})
 	ctx = syncEngine(t, e)
 	if _, err := e.NameShow(ctx, []byte("d/deep"), spv.LookupOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSampledPruning: a store that keeps few headers keeps every header of
+// a sampled chain until the background verification has checked it, then
+// prunes at the next commit as after a full sync.
+func TestSampledPruning(t *testing.T) {
+	g := sampledChain(187, nil)
+	b := electrumxtest.FromChain(g)
+	srv := startServer(t, b, "1.4.3")
+	p := longExpiry()
+	keep := int32(p.MedianTimeSpan) + p.RetargetInterval + 1
+	path := filepath.Join(t.TempDir(), "headers.db")
+	e, store := sampledEngine(t, []electrumx.Server{srv.Address()}, sampledOpts{path: path, keep: keep, noFullVerify: true})
+	syncEngine(t, e)
+	if st := e.State(); st.Verification != "sampled" || store.Base() != 0 {
+		t.Fatalf("sampled with keep %d: %+v, base %d; want nothing pruned", keep, st, store.Base())
+	}
+	e.Close()
+	store.Close()
+
+	e, store = sampledEngine(t, []electrumx.Server{srv.Address()}, sampledOpts{path: path, keep: keep})
+	syncEngine(t, e)
+	deadline := time.Now().Add(60 * time.Second)
+	for e.State().Verification != "fully verified" {
+		if time.Now().After(deadline) {
+			t.Fatalf("background verification did not finish: %+v", e.State())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	g.Slim = true
+	b.AddBlocks(g.Chain(100)...)
+	syncEngine(t, e)
+	if tip, base := store.Tip().Height, store.Base(); base == 0 || tip-base+1 > keep+p.RetargetInterval {
+		t.Fatalf("tip %d base %d: not pruned once verified", tip, base)
+	}
+	if err := store.CheckIntegrity(); err != nil {
 		t.Fatal(err)
 	}
 }

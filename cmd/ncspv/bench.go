@@ -24,9 +24,11 @@ import (
 	"github.com/ncspv/ncspv/electrumx"
 	"github.com/ncspv/ncspv/electrumx/electrumxtest"
 	"github.com/ncspv/ncspv/headers"
+	"github.com/ncspv/ncspv/internal/bench"
 	"github.com/ncspv/ncspv/internal/chaingen"
 	"github.com/ncspv/ncspv/spv"
 	"github.com/ncspv/ncspv/tor"
+	"github.com/ncspv/ncspv/tor/tortest"
 )
 
 type benchCommand struct {
@@ -38,6 +40,12 @@ type benchCommand struct {
 	DataDir    string `long:"datadir" description:"Where the benchmark's header database goes (default: a temporary directory)"`
 	CPUProfile string `long:"cpuprofile" description:"Write a CPU profile of the sync to this file"`
 	LookupCPU  string `long:"lookup-cpuprofile" description:"Write a CPU profile of the 100 concurrent lookups on protocol 1.4.3 to this file"`
+
+	FirstAnswer     int `long:"first-answer-headers" default:"332700" description:"Headers after the checkpoint of the simulated mainnet-shaped chain on which a fresh install's first name_show is timed, sampled sync (0 skips the comparison)"`
+	FirstAnswerFull int `long:"first-answer-full-headers" default:"33270" description:"Headers of the chain the full sync is timed on; its bytes and time grow linearly and are scaled up to --first-answer-headers (the full sync of 332,700 headers at 1 MiB/s takes about 20 minutes)"`
+	FirstSetup      int `long:"first-answer-setup" default:"2000" description:"Emulated Tor link for the comparison: milliseconds to build a new circuit"`
+	FirstOneWay     int `long:"first-answer-oneway" default:"250" description:"Emulated Tor link: milliseconds each way"`
+	FirstRate       int `long:"first-answer-rate" default:"1048576" description:"Emulated Tor link: bytes per second each way and connection (0: no cap)"`
 }
 
 // benchLog shows the engine's warnings (fallbacks, lies, retries) on
@@ -240,7 +248,66 @@ func (c *benchCommand) Execute([]string) error {
 		}
 		fmt.Printf("  %3d concurrent: p50 %v  p99 %v  max %v\n", conc, pct(raw, 50), pct(raw, 99), raw[len(raw)-1])
 	}
+	return c.firstAnswer(ctx, dir)
+}
+
+// firstAnswer compares a fresh install's way to its first verified
+// name_show, full sync against sampled sync, on a simulated chain through
+// the emulated Tor link.
+func (c *benchCommand) firstAnswer(ctx context.Context, dir string) error {
+	if c.FirstAnswer == 0 {
+		return nil
+	}
+	if c.FirstAnswer < 5000 || c.FirstAnswerFull < 5000 || c.FirstAnswerFull > c.FirstAnswer {
+		return errors.New("--first-answer-headers and --first-answer-full-headers must be at least 5000, the second at most the first")
+	}
+	link := tortest.Link{CircuitSetup: time.Duration(c.FirstSetup) * time.Millisecond,
+		OneWay: time.Duration(c.FirstOneWay) * time.Millisecond, BytesPerSecond: c.FirstRate}
+	fmt.Printf("\nFirst verified name_show on a fresh install: a simulated chain from a checkpoint, served by a fake ElectrumX 1.20 (padding, small-reply timer)\n")
+	fmt.Printf("through the emulated Tor link (%v per new circuit, %v each way, %s per connection); background full verification starts after it\n",
+		link.CircuitSetup, link.OneWay, rateText(c.FirstRate))
+	run := func(n int, sampled bool) (bench.FirstAnswer, *bench.SimChain, error) {
+		t0 := time.Now()
+		sc := bench.GenerateSim(n, 18)
+		fmt.Printf("  chain of %d headers after the anchor: %.0f bytes per header on average, %d retargets (generated in %v)\n",
+			n, sc.AvgHeader, sc.Retargets, time.Since(t0).Round(time.Second))
+		sub, err := os.MkdirTemp(dir, "first-")
+		if err != nil {
+			return bench.FirstAnswer{}, nil, err
+		}
+		defer os.RemoveAll(sub)
+		r, err := bench.RunFirstAnswer(ctx, sc, link, sampled, sub, benchLog)
+		return r, sc, err
+	}
+	full, _, err := run(c.FirstAnswerFull, false)
+	if err != nil {
+		return err
+	}
+	scale := float64(c.FirstAnswer) / float64(c.FirstAnswerFull)
+	fmt.Printf("  full sync (today):  %d headers, %.1f MB in %v", c.FirstAnswerFull, float64(full.Bytes)/1e6, full.Time.Round(100*time.Millisecond))
+	if scale != 1 {
+		fmt.Printf("; scaled to %d headers: %.0f MB in %v", c.FirstAnswer, float64(full.Bytes)*scale/1e6,
+			time.Duration(float64(full.Time)*scale).Round(time.Second))
+	}
+	fmt.Printf(" (%s)\n", full.Verification)
+	runtime.GC()
+	sampled, _, err := run(c.FirstAnswer, true)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  sampled sync:       %d headers, %.1f MB in %v (%s: %d AuxPoW samples, the newest 2016 headers and the name's block checked in full)\n",
+		c.FirstAnswer, float64(sampled.Bytes)/1e6, sampled.Time.Round(100*time.Millisecond), sampled.Verification,
+		spv.SampleCount(0.10, 40))
+	fmt.Printf("  sampled/full: %.3f of the bytes, %.3f of the time (full scaled to %d headers)\n",
+		float64(sampled.Bytes)/(float64(full.Bytes)*scale), float64(sampled.Time)/(float64(full.Time)*scale), c.FirstAnswer)
 	return nil
+}
+
+func rateText(bps int) string {
+	if bps <= 0 {
+		return "no rate cap"
+	}
+	return fmt.Sprintf("%.2f MiB/s", float64(bps)/(1<<20))
 }
 
 // serverCPU asks the bench server for the CPU time it has used.

@@ -19,7 +19,9 @@ func TestBenchCommand(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	out, err := exec.Command(bin, "bench", "--blocks", "300", "--lookups", "200").CombinedOutput()
+	out, err := exec.Command(bin, "bench", "--blocks", "300", "--lookups", "200",
+		"--first-answer-headers", "6000", "--first-answer-full-headers", "5000",
+		"--first-answer-setup", "0", "--first-answer-oneway", "2", "--first-answer-rate", "0").CombinedOutput()
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, out)
 	}
@@ -33,6 +35,9 @@ func TestBenchCommand(t *testing.T) {
 		regexp.MustCompile(`(?m)^ +1 concurrent: p50 \S+ +p99 \S+ +max \S+ +\(200 lookups, \S+ of CPU each\)`),
 		regexp.MustCompile(`(?m)^ +100 concurrent: p50 \S+ +p99 \S+ +max \S+ +\(200 lookups, \S+ of CPU each\)`),
 		regexp.MustCompile(`Peak RSS of this process \(sync \+ lookups\): \d+\.\d MiB`),
+		regexp.MustCompile(`full sync \(today\): +5000 headers, \d+\.\d MB in \S+; scaled to 6000 headers: \d+ MB in \S+ \(fully verified\)`),
+		regexp.MustCompile(`sampled sync: +6000 headers, \d+\.\d MB in \S+ \(sampled: 541 AuxPoW samples`),
+		regexp.MustCompile(`sampled/full: 0\.\d+ of the bytes, \d+\.\d+ of the time`),
 		regexp.MustCompile(`Bare round trips of the 1\.4\.3 lookup request, without ncspv .*:\n +1 concurrent: p50 \S+ +p99 \S+ +max \S+\n +100 concurrent: p50 \S+ +p99 \S+ +max \S+\n`),
 	} {
 		if !want.MatchString(text) {
