@@ -111,6 +111,12 @@ type Engine struct {
 	// work was checked in full (samples, name-proof blocks), by hash.
 	workChecked map[int32]chainhash.Hash
 	verifying   bool // the background full verification is running
+	// fullSizes are the sizes of the full headers sampled, for requests
+	// sized to ElectrumX's padding.
+	fullSizes struct {
+		n          int
+		sum, sumSq float64
+	}
 }
 
 // New checks cfg and makes an engine.

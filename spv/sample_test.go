@@ -121,3 +121,46 @@ func FuzzParseBare(f *testing.F) {
 		}
 	})
 }
+
+// TestRequestSizes: 80-byte chunks fill ElectrumX's padded 256 KiB reply
+// without passing it, whatever the cp_height's branch length; packed
+// counts split a range into replies that each surely fit the power of
+// two they fill.
+func TestRequestSizes(t *testing.T) {
+	for _, cp := range []int32{5000, 334715, 850000, 1 << 22} {
+		n := bareChunkFor(cp)
+		levels := 0
+		for w := int64(cp) + 1; w > 1; w = (w + 1) / 2 {
+			levels++
+		}
+		// {"hex":"…","count":n,"max":2016,"branch":[levels × "64 hex",],"root":"64 hex"} and a newline.
+		reply := int(n)*160 + levels*67 + 150
+		if reply > 256<<10 || reply < 250<<10 {
+			t.Errorf("cp %d: %d headers make a %d-byte reply; want it just under 256 KiB", cp, n, reply)
+		}
+	}
+	const avg, sd = 3340.0, 580.0 // mainnet: 1.67 KB headers as hex
+	total, requests := 0, 0
+	padded := 0.0
+	for rest := 2016; rest > 0; {
+		n := packCount(rest, avg, sd)
+		if n < 1 || n > rest {
+			t.Fatalf("packCount(%d) = %d", rest, n)
+		}
+		size := float64(n)*avg + 1024
+		class := 4096.0
+		for class < size {
+			class *= 2
+		}
+		if class > 1<<20 {
+			t.Fatalf("%d headers need a %v-byte reply, over 1 MiB", n, class)
+		}
+		padded += class
+		total += n
+		requests++
+		rest -= n
+	}
+	if waste := padded/(2016*avg) - 1; waste > 0.12 || requests > 14 {
+		t.Errorf("2016 headers in %d requests waste %.0f%% to padding", requests, 100*waste)
+	}
+}

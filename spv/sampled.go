@@ -5,6 +5,8 @@ import (
 	crand "crypto/rand"
 	"errors"
 	"fmt"
+	"math"
+	"math/bits"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -25,24 +27,102 @@ const (
 	// sampledSyncMin: a catch-up of fewer headers takes them all in full;
 	// the newest period would be most of it anyway.
 	sampledSyncMin = 2 * chunkSize
-	// bareChunk is how many 80-byte headers one request asks for: their
-	// 256,000 hex characters and the cp_height branch stay under 256 KiB,
-	// the power of two ElectrumX 1.20 would pad the reply to (2016 would
-	// be padded to 512 KiB).
-	bareChunk = 1600
 	// bareSingleBatch is how many single-header requests (each 80 bytes
 	// and a cp_height branch, about 1.4 KB of JSON) one batch carries when
 	// a server garbles the joined form.
 	bareSingleBatch = 300
-	// sampleBatch is how many full headers one sample request asks for:
-	// at most 800 KB of hex even at 4 KB a header, under the sync reply cap.
-	sampleBatch = 100
+	// sampleBatch is how many full headers one sample request asks for
+	// until their size is known: at most 800 KB of hex even at 4 KB a
+	// header, under the sync reply cap. firstSampleBatch are asked for
+	// first, alone, to learn their size.
+	sampleBatch      = 100
+	firstSampleBatch = 32
 
 	// The security target: a chain with less than 90 % of the work its
 	// bits claim is caught with probability at least 1 - 2^-40.
 	sampleFakeShare = 0.10
 	sampleBits      = 40
 )
+
+// fetchForm is how fetchRange asks for headers.
+type fetchForm struct {
+	// cp > 0: the 80-byte form under cp_height cp (at or above the
+	// range's end); the headers are stored with their work unchecked.
+	cp int32
+	// packed: full headers, as many a request as fill a power of two
+	// (ElectrumX pads every reply to one), judged by the sizes of the
+	// full headers sampled; without samples, ChunkSize.
+	packed bool
+}
+
+// chunkCount is how many of the remaining headers the next request of a
+// fetchRange in form asks for.
+func (e *Engine) chunkCount(form fetchForm, remaining int32) int32 {
+	switch {
+	case form.cp > 0:
+		return min(bareChunkFor(form.cp), remaining)
+	case form.packed:
+		if avg, sd, ok := e.fullHeaderSize(); ok {
+			// Joined in one hex string: twice the bytes, no more.
+			return int32(packCount(int(remaining), 2*avg, 2*sd))
+		}
+	}
+	return min(int32(e.cfg.ChunkSize), remaining)
+}
+
+// bareChunkFor is how many 80-byte headers one request under cp_height
+// cp asks for: their 160 hex characters each, the branch (one hash per
+// level of the tree of cp+1 blocks) and the envelope stay under 256 KiB,
+// the power of two ElectrumX pads the reply to (2016 headers would be
+// padded to 512 KiB).
+func bareChunkFor(cp int32) int32 {
+	branch := 70 * (bits.Len32(uint32(cp)) + 1)
+	return int32(min((256<<10-1024-branch)/(2*headers.HeaderSize), chunkSize))
+}
+
+// packCount is how many items of avg ± sd bytes one reply should carry
+// so that ElectrumX's padding to a power of two wastes little: as many as
+// surely (four standard deviations) fit the largest size class up to
+// 1 MiB that they fill, else all that remain. Taken in turn, the counts
+// split a range as a number is split into powers of two.
+func packCount(remaining int, avg, sd float64) int {
+	if avg <= 0 {
+		return min(remaining, sampleBatch)
+	}
+	for class := float64(1 << 20); class >= 4096; class /= 2 {
+		n := int((class - 1024) / avg)
+		for n > 0 && float64(n)*avg+4*sd*math.Sqrt(float64(n))+1024 > class {
+			n--
+		}
+		if n > 0 && n <= remaining {
+			return min(n, chunkSize)
+		}
+	}
+	return min(remaining, chunkSize)
+}
+
+// noteFullHeaderSize adds a full header's size to the running estimate.
+func (e *Engine) noteFullHeaderSize(size int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	f := float64(size)
+	e.fullSizes.n++
+	e.fullSizes.sum += f
+	e.fullSizes.sumSq += f * f
+}
+
+// fullHeaderSize is the mean and standard deviation of the full headers
+// sampled, in bytes, once there are enough of them.
+func (e *Engine) fullHeaderSize() (avg, sd float64, ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st := e.fullSizes
+	if st.n < 16 {
+		return 0, 0, false
+	}
+	avg = st.sum / float64(st.n)
+	return avg, math.Sqrt(max(st.sumSq/float64(st.n)-avg*avg, 0)), true
+}
 
 // errGarbled: a server sent an 80-byte header chunk that does not link
 // together, as ElectrumX 1.19 and later do for any start above 0.
@@ -198,18 +278,32 @@ func (e *Engine) checkSample(ctx context.Context, c *electrumx.Client) error {
 	return nil
 }
 
-// checkFullHeaders fetches the full headers at heights (a few batches in
-// flight at once) and checks that each is the stored 80-byte header and
-// carries the work its bits claim.
+// checkFullHeaders fetches the full headers at heights and checks that
+// each is the stored 80-byte header and carries the work its bits claim.
+// A first small batch tells the headers' size; the rest go in batches
+// that fill ElectrumX's padded replies, a few in flight at once.
 func (e *Engine) checkFullHeaders(ctx context.Context, c *electrumx.Client, heights []int32) error {
+	first := heights[:min(firstSampleBatch, len(heights))]
+	if err := e.checkFullBatch(ctx, c, first); err != nil {
+		return err
+	}
+	var batches [][]int32
+	for rest := heights[len(first):]; len(rest) > 0; {
+		n := min(sampleBatch, len(rest))
+		if avg, sd, ok := e.fullHeaderSize(); ok {
+			// Each is a JSON-RPC reply of its own in the batch's array.
+			n = packCount(len(rest), 2*avg+48, 2*sd)
+		}
+		batches = append(batches, rest[:n])
+		rest = rest[n:]
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, (len(heights)+sampleBatch-1)/sampleBatch)
+	errs := make(chan error, len(batches))
 	sem := make(chan struct{}, e.cfg.Pipeline)
 dispatch:
-	for i := 0; i < len(heights); i += sampleBatch {
-		batch := heights[i:min(i+sampleBatch, len(heights))]
+	for _, batch := range batches {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -261,6 +355,7 @@ func (e *Engine) checkFullBatch(ctx context.Context, c *electrumx.Client, height
 		if err := e.checkFullHeader(srv, h, res[i]); err != nil {
 			return err
 		}
+		e.noteFullHeaderSize(len(res[i]))
 	}
 	return nil
 }

@@ -287,7 +287,9 @@ func TestSampledRestart(t *testing.T) {
 	if err := e.Sync(ctx); err == nil {
 		t.Fatal("sync passed without its sample")
 	}
-	if st := e.State(); st.Verification != "unverified" || st.Height != sampledTip {
+	// The sample comes before the newest period: the sync stopped at the
+	// 80-byte part's end.
+	if st := e.State(); st.Verification != "unverified" || st.Height != sampledTip-2016 {
 		t.Fatalf("cut-off sync: %+v", st)
 	}
 	if _, err := e.NameShow(ctx, []byte("d/deep"), spv.LookupOptions{}); err == nil {

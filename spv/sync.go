@@ -110,9 +110,9 @@ func (e *Engine) syncHeaders(ctx context.Context, c *electrumx.Client) error {
 	progress := newProgress(e.log, ours.Height, serverTip)
 	next := ours.Height + 1
 	fellBack := false
-	fetchTo := func(end, cp int32) error {
+	fetchTo := func(end int32, form fetchForm) error {
 		for next <= end {
-			n, err := e.fetchRange(ctx, c, next, end, cp, progress, &fellBack)
+			n, err := e.fetchRange(ctx, c, next, end, form, progress, &fellBack)
 			next += n
 			if errors.Is(err, headers.ErrDoesNotConnect) {
 				return e.switchBranch(ctx, c, serverTip)
@@ -133,11 +133,20 @@ func (e *Engine) syncHeaders(ctx context.Context, c *electrumx.Client) error {
 		// the server commits to the whole chain before the sample is drawn.
 		e.log.Info("catching up with 80-byte headers; their proof of work is checked by sample, then in full in the background",
 			"headers", serverTip-ours.Height)
-		if err := fetchTo(serverTip-newestFull, serverTip); err != nil {
+		if err := fetchTo(serverTip-newestFull, fetchForm{cp: serverTip}); err != nil {
+			return err
+		}
+		// The sample is drawn now, over what is stored; the newest period
+		// then comes in full, in requests sized from the samples so that
+		// ElectrumX's padding wastes little.
+		if err := e.checkSample(ctx, c); err != nil {
+			return err
+		}
+		if err := fetchTo(serverTip, fetchForm{packed: true}); err != nil {
 			return err
 		}
 	}
-	if err := fetchTo(serverTip, 0); err != nil {
+	if err := fetchTo(serverTip, fetchForm{}); err != nil {
 		return err
 	}
 	progress.done(e.cfg.Store.Tip().Height)
@@ -184,9 +193,8 @@ func (e *Engine) switchBranch(ctx context.Context, c *electrumx.Client, serverTi
 // fetchRange pipelines chunk requests from start to end and stores them
 // in order. It returns how many headers it stored.
 //
-// With cp > 0 it asks for the 80-byte form (cp_height cp, at or above
-// end), whose headers are stored with their proof of work unchecked.
-func (e *Engine) fetchRange(ctx context.Context, c *electrumx.Client, start, end, cp int32, p *progress, fellBack *bool) (int32, error) {
+// form says how the headers are asked for.
+func (e *Engine) fetchRange(ctx context.Context, c *electrumx.Client, start, end int32, form fetchForm, p *progress, fellBack *bool) (int32, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type slot struct {
@@ -197,17 +205,13 @@ func (e *Engine) fetchRange(ctx context.Context, c *electrumx.Client, start, end
 	nextReq := start
 	issue := func() {
 		for len(queue) < e.cfg.Pipeline && nextReq <= end {
-			size := int32(e.cfg.ChunkSize)
-			if cp > 0 {
-				size = bareChunk
-			}
-			count := min(size, end-nextReq+1)
+			count := e.chunkCount(form, end-nextReq+1)
 			sl := slot{start: nextReq, count: count, ch: make(chan chunkResult, 1)}
 			go func(from, count int32) {
 				rctx, rcancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
 				defer rcancel()
-				if cp > 0 {
-					sl.ch <- e.fetchBare(rctx, c, from, count, cp)
+				if form.cp > 0 {
+					sl.ch <- e.fetchBare(rctx, c, from, count, form.cp)
 					return
 				}
 				r, err := c.BlockHeaders(rctx, from, int(count), 0)
