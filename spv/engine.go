@@ -106,7 +106,7 @@ type Engine struct {
 	following  bool // Follow is running: keep the sync connections
 
 	// garbling: servers that garbled an 80-byte header chunk.
-	garbling map[string]bool
+	garbling map[string]int // garbleNone, garbleYield or garbleSingles
 	// workChecked: heights in the gap of unchecked headers whose proof of
 	// work was checked in full (samples, name-proof blocks), by hash.
 	workChecked map[int32]chainhash.Hash
@@ -176,7 +176,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg:         cfg,
 		log:         log.With("subsys", "SYNC"),
 		demotedTill: map[string]time.Time{},
-		garbling:    map[string]bool{},
+		garbling:    map[string]int{},
 		workChecked: map[int32]chainhash.Hash{},
 		cache:       newResultCache(),
 		bgCtx:       bgCtx,
@@ -340,6 +340,7 @@ func (e *Engine) Sync(ctx context.Context) error {
 	defer e.syncMu.Unlock()
 	var errs []error
 	var future error
+	var yielded []electrumx.Server // gave way after garbling 80-byte headers
 	ok := 0
 	// Servers are connected to a few at a time, and synced with in the
 	// order they answer: one that stalls (or a Tor still without
@@ -418,6 +419,8 @@ func (e *Engine) Sync(ctx context.Context) error {
 			e.demote(s, err, false)
 		case stalled(err):
 			e.demoteStalled(s, err) // asked last from now on; the next server is tried
+		case errors.Is(err, errGarbled):
+			yielded = append(yielded, s)
 		default:
 			e.log.Info("sync from server failed", "server", s.String(), "err", err)
 		}
@@ -427,6 +430,19 @@ func (e *Engine) Sync(ctx context.Context) error {
 			for range min(limit-started, syncWave(e.cfg.QueryServers)) {
 				dialNext()
 			}
+		}
+	}
+	// A server that garbled its 80-byte headers gave way to the others;
+	// when none of them did better, it syncs in the single-header form.
+	for _, s := range yielded {
+		if ok > 0 {
+			break
+		}
+		e.singlesFrom(s.String())
+		if err := e.syncWith(ctx, s); err == nil || errors.Is(err, errServerBehind) {
+			ok++
+		} else {
+			errs = append(errs, fmt.Errorf("%s: %w", s, err))
 		}
 	}
 	if ok == 0 {

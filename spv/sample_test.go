@@ -152,15 +152,15 @@ func TestRequestSizes(t *testing.T) {
 		for class < size {
 			class *= 2
 		}
-		if class > 1<<20 {
-			t.Fatalf("%d headers need a %v-byte reply, over 1 MiB", n, class)
+		if class > maxPackedReply {
+			t.Fatalf("%d headers need a %v-byte reply, over %d", n, class, maxPackedReply)
 		}
 		padded += class
 		total += n
 		requests++
 		rest -= n
 	}
-	if waste := padded/(2016*avg) - 1; waste > 0.12 || requests > 14 {
+	if waste := padded/(2016*avg) - 1; waste > 0.12 || requests > 20 {
 		t.Errorf("2016 headers in %d requests waste %.0f%% to padding", requests, 100*waste)
 	}
 }

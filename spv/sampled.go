@@ -80,16 +80,21 @@ func bareChunkFor(cp int32) int32 {
 	return int32(min((256<<10-1024-branch)/(2*headers.HeaderSize), chunkSize))
 }
 
+// maxPackedReply is the largest reply packCount fills: twice it, the
+// next power of two, stays under the sync reply cap however ElectrumX
+// pads, and a larger class would waste no less.
+const maxPackedReply = 512 << 10
+
 // packCount is how many items of avg ± sd bytes one reply should carry
 // so that ElectrumX's padding to a power of two wastes little: as many as
 // surely (four standard deviations) fit the largest size class up to
-// 1 MiB that they fill, else all that remain. Taken in turn, the counts
+// maxPackedReply that they fill, else all that remain. Taken in turn, the counts
 // split a range as a number is split into powers of two.
 func packCount(remaining int, avg, sd float64) int {
 	if avg <= 0 {
 		return min(remaining, sampleBatch)
 	}
-	for class := float64(1 << 20); class >= 4096; class /= 2 {
+	for class := float64(maxPackedReply); class >= 4096; class /= 2 {
 		n := int((class - 1024) / avg)
 		for n > 0 && float64(n)*avg+4*sd*math.Sqrt(float64(n))+1024 > class {
 			n--
@@ -142,7 +147,7 @@ func (e *Engine) sampledCatchUp(ours, serverTip int32) bool {
 func (e *Engine) fetchBare(ctx context.Context, c *electrumx.Client, start, count, cp int32) chunkResult {
 	res := chunkResult{start: start}
 	srv := c.Server().String()
-	if !e.garbles(srv) {
+	if e.garbleState(srv) == garbleNone {
 		r, err := c.BlockHeaders(ctx, start, int(count), cp)
 		if err != nil {
 			res.err = err
@@ -154,10 +159,11 @@ func (e *Engine) fetchBare(ctx context.Context, c *electrumx.Client, start, coun
 			res.checked = headers.PrecheckBare(hdrs, e.cfg.Params)
 			return res
 		}
-		if e.markGarbles(srv) {
-			e.log.Info("server garbles 80-byte header chunks (ElectrumX 1.19+); asking it for single headers",
-				"server", srv, "start", start, "err", err)
-		}
+		e.markGarbles(srv, err, start)
+	}
+	if e.garbleState(srv) == garbleYield {
+		res.err = fmt.Errorf("%w: %s gives way to servers without the bug", errGarbled, srv)
+		return res
 	}
 	hdrs, err := e.bareSingles(ctx, c, start, count, cp)
 	if err != nil {
@@ -217,22 +223,53 @@ func (e *Engine) bareSingles(ctx context.Context, c *electrumx.Client, start, co
 	return out, nil
 }
 
-func (e *Engine) garbles(srv string) bool {
+// What is known of a server's 80-byte header chunks.
+const (
+	garbleNone    = iota // none garbled (yet)
+	garbleYield          // garbled: it gives way to servers not known to
+	garbleSingles        // garbled: it is asked for single headers
+)
+
+func (e *Engine) garbleState(srv string) int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.garbling[srv]
 }
 
-// markGarbles records that srv garbles 80-byte chunks; it reports whether
-// that is news.
-func (e *Engine) markGarbles(srv string) bool {
+// markGarbles records that srv garbled the chunk at start: single headers
+// cost nine times the bytes, so it first gives way to any server, not
+// demoted, not known to garble; without one it is asked for single
+// headers.
+func (e *Engine) markGarbles(srv string, why error, start int32) {
+	now := e.cfg.Now()
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.garbling[srv] {
-		return false
+	if e.garbling[srv] != garbleNone {
+		e.mu.Unlock()
+		return
 	}
-	e.garbling[srv] = true
-	return true
+	state := garbleSingles
+	for _, s := range e.cfg.Servers {
+		name := s.String()
+		if name != srv && e.garbling[name] == garbleNone && !now.Before(e.demotedTill[name]) {
+			state = garbleYield
+		}
+	}
+	e.garbling[srv] = state
+	e.mu.Unlock()
+	if state == garbleYield {
+		e.log.Info("server garbles 80-byte header chunks (ElectrumX 1.19+); syncing from another, or from it one header at a time if none does better",
+			"server", srv, "start", start, "err", why)
+		return
+	}
+	e.log.Info("server garbles 80-byte header chunks (ElectrumX 1.19+); asking it for single headers",
+		"server", srv, "start", start, "err", why)
+}
+
+// singlesFrom makes srv, which gave way, sync in the single-header form.
+func (e *Engine) singlesFrom(srv string) {
+	e.mu.Lock()
+	e.garbling[srv] = garbleSingles
+	e.mu.Unlock()
 }
 
 // checkSample checks the proof of work of a random sample of the stored
@@ -292,7 +329,7 @@ func (e *Engine) checkFullHeaders(ctx context.Context, c *electrumx.Client, heig
 		n := min(sampleBatch, len(rest))
 		if avg, sd, ok := e.fullHeaderSize(); ok {
 			// Each is a JSON-RPC reply of its own in the batch's array.
-			n = packCount(len(rest), 2*avg+48, 2*sd)
+			n = packCount(len(rest), 2*avg+64, 2*sd)
 		}
 		batches = append(batches, rest[:n])
 		rest = rest[n:]

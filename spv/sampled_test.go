@@ -260,6 +260,71 @@ func TestSampledGarbledFallsBack(t *testing.T) {
 	}
 }
 
+// singleHeaderRequests counts blockchain.block.header requests with a
+// cp_height: the single-header 80-byte form.
+func singleHeaderRequests(srv *electrumxtest.Server) int {
+	n := 0
+	for _, r := range srv.Log() {
+		if r.Method == "blockchain.block.header" && len(r.Params) == 2 {
+			n++
+		}
+	}
+	return n
+}
+
+// TestSampledPrefersServerWithoutSplitBug: a server with the split bug
+// gives way to one without it, which carries the 80-byte sync; the first
+// is neither called a liar nor asked for single headers.
+func TestSampledPrefersServerWithoutSplitBug(t *testing.T) {
+	g := sampledChain(188, nil)
+	garbler, err := electrumxtest.NewServer(electrumxtest.FromChain(g), electrumxtest.Options{MaxProtocol: "1.4.3", Pad: true, SplitBug: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer garbler.Close()
+	clean := startServer(t, electrumxtest.FromChain(g), "1.4.3")
+	for round := range 3 { // either may answer first
+		logs := &lockedBuffer{}
+		e, store := sampledEngine(t, []electrumx.Server{garbler.Address(), clean.Address()}, sampledOpts{noFullVerify: true, logs: logs})
+		syncEngine(t, e)
+		if store.Tip().Hash != g.Tip().Hash || e.State().Verification != "sampled" || len(e.Demoted()) != 0 {
+			t.Fatalf("round %d: tip %d, %+v, demoted %v\n%s", round, store.Tip().Height, e.State(), e.Demoted(), logs)
+		}
+	}
+	if n := singleHeaderRequests(garbler); n != 0 {
+		t.Fatalf("the server with the bug was asked for %d single headers", n)
+	}
+}
+
+// TestSampledGarblerWithDeadServer: when the only other server cannot be
+// reached, the one with the split bug carries the sync in the
+// single-header form within the same sync: it gave way, it is not dropped.
+func TestSampledGarblerWithDeadServer(t *testing.T) {
+	g := sampledChain(189, nil)
+	garbler, err := electrumxtest.NewServer(electrumxtest.FromChain(g), electrumxtest.Options{MaxProtocol: "1.4.3", Pad: true, SplitBug: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer garbler.Close()
+	dead, err := electrumx.ParseServer("tcp://127.0.0.1:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	e, store := sampledEngine(t, []electrumx.Server{garbler.Address(), dead}, sampledOpts{noFullVerify: true, logs: logs})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := e.Sync(ctx); err != nil {
+		t.Fatalf("sync: %v\n%s", err, logs)
+	}
+	if store.Tip().Hash != g.Tip().Hash || e.State().Verification != "sampled" {
+		t.Fatalf("tip %d, %+v", store.Tip().Height, e.State())
+	}
+	if singleHeaderRequests(garbler) == 0 {
+		t.Fatal("no single headers asked for")
+	}
+}
+
 // TestSampledRestart: a sync cut off after storing its 80-byte headers
 // but before their sample leaves them "unverified"; after a restart the
 // next sync samples them without fetching them again, and the background
