@@ -27,10 +27,6 @@ const (
 	// sampledSyncMin: a catch-up of fewer headers takes them all in full;
 	// the newest period would be most of it anyway.
 	sampledSyncMin = 2 * chunkSize
-	// bareSingleBatch is how many single-header requests (each 80 bytes
-	// and a cp_height branch, about 1.4 KB of JSON) one batch carries when
-	// a server garbles the joined form.
-	bareSingleBatch = 300
 	// sampleBatch is how many full headers one sample request asks for
 	// until their size is known: at most 800 KB of hex even at 4 KB a
 	// header, under the sync reply cap. firstSampleBatch are asked for
@@ -198,8 +194,11 @@ func parseBare(raw []byte, count int) ([]headers.Header, error) {
 func (e *Engine) bareSingles(ctx context.Context, c *electrumx.Client, start, count, cp int32) ([]headers.Header, error) {
 	srv := c.Server().String()
 	out := make([]headers.Header, 0, count)
-	for from := start; from < start+count; from += bareSingleBatch {
-		n := min(bareSingleBatch, start+count-from)
+	// Each reply in the batch: 160 hex characters, a branch of one hash
+	// per level of the tree of cp+1 blocks, and the JSON around them.
+	item := float64(160 + 70*(bits.Len32(uint32(cp))+1) + 130)
+	for from := start; from < start+count; {
+		n := int32(packCount(int(start+count-from), item, 8))
 		calls := make([]*electrumx.BatchCall, n)
 		proofs := make([]electrumx.HeaderProofJSON, n)
 		for i := range calls {
@@ -219,6 +218,7 @@ func (e *Engine) bareSingles(ctx context.Context, c *electrumx.Client, start, co
 			h, _ := headers.ParseHeader(proofs[i].Header)
 			out = append(out, h)
 		}
+		from += n
 	}
 	return out, nil
 }

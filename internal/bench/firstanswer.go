@@ -128,9 +128,18 @@ func GenerateSim(n int, seed uint64) *SimChain {
 	return sc
 }
 
+// Install is how the fresh install syncs and what it syncs from.
+type Install struct {
+	// Sampled: a sampled sync (else every header in full).
+	Sampled bool
+	// SplitBug: the server garbles 80-byte header chunks as ElectrumX
+	// 1.19 and later do, so a sampled sync takes single headers.
+	SplitBug bool
+}
+
 // FirstAnswer is one fresh install's way to its first verified name_show.
 type FirstAnswer struct {
-	Sampled bool
+	Install
 	// Bytes crossed the emulated link, both ways, until the answer.
 	Bytes int64
 	Time  time.Duration
@@ -145,8 +154,9 @@ type FirstAnswer struct {
 // name_show of sc.Name, the sync it needs included. The background full
 // verification is off: it starts after the first answer and would only
 // blur what that answer cost.
-func RunFirstAnswer(ctx context.Context, sc *SimChain, link tortest.Link, sampled bool, dir string, log *slog.Logger) (FirstAnswer, error) {
-	srv, err := electrumxtest.NewServer(sc.Backend, electrumxtest.Options{Pad: true, HoldSmall: time.Second, EntryCost: time.Millisecond})
+func RunFirstAnswer(ctx context.Context, sc *SimChain, link tortest.Link, in Install, dir string, log *slog.Logger) (FirstAnswer, error) {
+	srv, err := electrumxtest.NewServer(sc.Backend, electrumxtest.Options{Pad: true, HoldSmall: time.Second,
+		EntryCost: time.Millisecond, SplitBug: in.SplitBug})
 	if err != nil {
 		return FirstAnswer{}, err
 	}
@@ -169,7 +179,7 @@ func RunFirstAnswer(ctx context.Context, sc *SimChain, link tortest.Link, sample
 	e, err := spv.New(spv.Config{Params: sc.Params, Addresses: spv.RegTestAddresses, Checkpoint: sc.Checkpoint,
 		Store: store, Servers: []electrumx.Server{server}, Pool: pool,
 		Router:       tor.NewRouter(tor.Proxy{Network: "tcp", Address: px.Addr()}),
-		QueryServers: 1, Confirmations: 12, SampledSync: sampled, NoFullVerify: true, Logger: log})
+		QueryServers: 1, Confirmations: 12, SampledSync: in.Sampled, NoFullVerify: true, Logger: log})
 	if err != nil {
 		return FirstAnswer{}, err
 	}
@@ -179,7 +189,7 @@ func RunFirstAnswer(ctx context.Context, sc *SimChain, link tortest.Link, sample
 	if err != nil {
 		return FirstAnswer{}, fmt.Errorf("first name_show: %w", err)
 	}
-	res := FirstAnswer{Sampled: sampled, Time: time.Since(t0), Bytes: px.Relayed(),
+	res := FirstAnswer{Install: in, Time: time.Since(t0), Bytes: px.Relayed(),
 		Verification: e.State().Verification, Value: string(r.Value)}
 	if r.Height != sc.NameHeight {
 		return res, fmt.Errorf("first name_show answered the update at %d, want %d", r.Height, sc.NameHeight)

@@ -24,23 +24,26 @@ func TestFirstAnswer(t *testing.T) {
 	link := tortest.Link{OneWay: 5 * time.Millisecond}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	var got [2]FirstAnswer
-	for i, sampled := range []bool{false, true} {
-		r, err := RunFirstAnswer(ctx, sc, link, sampled, t.TempDir(), nil)
+	var got [3]FirstAnswer
+	for i, in := range []Install{{}, {Sampled: true}, {Sampled: true, SplitBug: true}} {
+		r, err := RunFirstAnswer(ctx, sc, link, in, t.TempDir(), nil)
 		if err != nil {
-			t.Fatalf("sampled=%v: %v", sampled, err)
+			t.Fatalf("%+v: %v", in, err)
 		}
 		got[i] = r
 	}
-	full, sampled := got[0], got[1]
-	if full.Verification != "fully verified" || sampled.Verification != "sampled" {
-		t.Fatalf("modes %q and %q", full.Verification, sampled.Verification)
+	full, sampled, singles := got[0], got[1], got[2]
+	if full.Verification != "fully verified" || sampled.Verification != "sampled" || singles.Verification != "sampled" {
+		t.Fatalf("modes %q, %q and %q", full.Verification, sampled.Verification, singles.Verification)
 	}
-	if full.Value != sampled.Value || full.Value == "" {
-		t.Fatalf("values %q and %q", full.Value, sampled.Value)
+	if full.Value != sampled.Value || full.Value != singles.Value || full.Value == "" {
+		t.Fatalf("values %q, %q and %q", full.Value, sampled.Value, singles.Value)
 	}
-	if sampled.Bytes*2 > full.Bytes {
-		t.Fatalf("sampled %d bytes, full %d: not under half", sampled.Bytes, full.Bytes)
+	// The single-header form costs more than the joined one and less
+	// than full headers.
+	if sampled.Bytes*2 > full.Bytes || singles.Bytes <= sampled.Bytes || singles.Bytes >= full.Bytes {
+		t.Fatalf("bytes: full %d, sampled %d, sampled from a server with the split bug %d", full.Bytes, sampled.Bytes, singles.Bytes)
 	}
-	t.Logf("full %d bytes %v; sampled %d bytes %v", full.Bytes, full.Time, sampled.Bytes, sampled.Time)
+	t.Logf("full %d bytes %v; sampled %d bytes %v; with the split bug %d bytes %v",
+		full.Bytes, full.Time, sampled.Bytes, sampled.Time, singles.Bytes, singles.Time)
 }
