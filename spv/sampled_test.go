@@ -232,11 +232,7 @@ func TestSampledLearnAfterCommit(t *testing.T) {
 func TestSampledGarbledFallsBack(t *testing.T) {
 	g := sampledChain(182, nil)
 	b := electrumxtest.FromChain(g)
-	srv, err := electrumxtest.NewServer(b, electrumxtest.Options{MaxProtocol: "1.4.3", Pad: true, SplitBug: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
+	srv := splitBugServer(t, b)
 	logs := &lockedBuffer{}
 	e, store := sampledEngine(t, []electrumx.Server{srv.Address()}, sampledOpts{noFullVerify: true, logs: logs})
 	syncEngine(t, e)
@@ -277,11 +273,7 @@ func singleHeaderRequests(srv *electrumxtest.Server) int {
 // is neither called a liar nor asked for single headers.
 func TestSampledPrefersServerWithoutSplitBug(t *testing.T) {
 	g := sampledChain(188, nil)
-	garbler, err := electrumxtest.NewServer(electrumxtest.FromChain(g), electrumxtest.Options{MaxProtocol: "1.4.3", Pad: true, SplitBug: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer garbler.Close()
+	garbler := splitBugServer(t, electrumxtest.FromChain(g))
 	clean := startServer(t, electrumxtest.FromChain(g), "1.4.3")
 	for round := range 3 { // either may answer first
 		logs := &lockedBuffer{}
@@ -301,11 +293,7 @@ func TestSampledPrefersServerWithoutSplitBug(t *testing.T) {
 // single-header form within the same sync: it gave way, it is not dropped.
 func TestSampledGarblerWithDeadServer(t *testing.T) {
 	g := sampledChain(189, nil)
-	garbler, err := electrumxtest.NewServer(electrumxtest.FromChain(g), electrumxtest.Options{MaxProtocol: "1.4.3", Pad: true, SplitBug: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer garbler.Close()
+	garbler := splitBugServer(t, electrumxtest.FromChain(g))
 	dead, err := electrumx.ParseServer("tcp://127.0.0.1:1")
 	if err != nil {
 		t.Fatal(err)
@@ -373,13 +361,7 @@ func TestSampledRestart(t *testing.T) {
 	if bare, _ := bareRequests(srv); bare != bareBefore {
 		t.Fatalf("%d 80-byte chunks fetched again after the restart", bare-bareBefore)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for e.State().Verification != "fully verified" {
-		if time.Now().After(deadline) {
-			t.Fatalf("background verification did not finish: %+v\n%s", e.State(), logs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitFullyVerified(t, e)
 	if st := e.State(); st.VerifiedHeight != sampledTip {
 		t.Fatalf("fully verified at %+v", st)
 	}
@@ -483,13 +465,7 @@ func TestSampledPruning(t *testing.T) {
 
 	e, store = sampledEngine(t, []electrumx.Server{srv.Address()}, sampledOpts{path: path, keep: keep})
 	syncEngine(t, e)
-	deadline := time.Now().Add(60 * time.Second)
-	for e.State().Verification != "fully verified" {
-		if time.Now().After(deadline) {
-			t.Fatalf("background verification did not finish: %+v", e.State())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitFullyVerified(t, e)
 	g.Slim = true
 	b.AddBlocks(g.Chain(100)...)
 	syncEngine(t, e)
@@ -498,5 +474,28 @@ func TestSampledPruning(t *testing.T) {
 	}
 	if err := store.CheckIntegrity(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// splitBugServer serves b as ElectrumX 1.19+ does, split bug included.
+func splitBugServer(t *testing.T, b *electrumxtest.Backend) *electrumxtest.Server {
+	t.Helper()
+	srv, err := electrumxtest.NewServer(b, electrumxtest.Options{MaxProtocol: "1.4.3", Pad: true, SplitBug: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// waitFullyVerified waits for e's background verification to finish.
+func waitFullyVerified(t *testing.T, e *spv.Engine) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for e.State().Verification != "fully verified" {
+		if time.Now().After(deadline) {
+			t.Fatalf("background verification did not finish: %+v", e.State())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
