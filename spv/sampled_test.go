@@ -2,6 +2,7 @@ package spv_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"math/rand/v2"
@@ -354,16 +355,60 @@ func TestSampledRestart(t *testing.T) {
 	cut = false
 	mu.Unlock()
 
+	// The restart samples what is stored without fetching it again; its
+	// background verification is cut off after three chunks.
 	bareBefore, _ := bareRequests(srv)
-	logs := &lockedBuffer{}
-	e, store = sampledEngine(t, []electrumx.Server{srv.Address()}, sampledOpts{path: path, logs: logs})
+	verifyChunks := 0
+	srv.SetHook(func(r electrumxtest.Request) *electrumxtest.Action {
+		mu.Lock()
+		defer mu.Unlock()
+		var start int32
+		if r.Method == "blockchain.block.headers" && len(r.Params) == 2 &&
+			json.Unmarshal(r.Params[0], &start) == nil && start <= sampledTip-2016 {
+			// A full chunk inside the 80-byte part: the background check.
+			if verifyChunks++; verifyChunks > 3 {
+				return &electrumxtest.Action{Close: true}
+			}
+		}
+		return nil
+	})
+	e, store = sampledEngine(t, []electrumx.Server{srv.Address()}, sampledOpts{path: path})
 	syncEngine(t, e)
 	if bare, _ := bareRequests(srv); bare != bareBefore {
 		t.Fatalf("%d 80-byte chunks fetched again after the restart", bare-bareBefore)
 	}
+	deadline := time.Now().Add(30 * time.Second)
+	for store.Verification().Low == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no background progress: %+v", e.State())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // let the cut-off chunks fail
+	e.Close()
+	store.Close()
+	partial := store.Verification()
+	if st := partial; !st.Gap || !st.Sampled || st.Low <= 0 || st.Low >= st.End {
+		t.Fatalf("after the cut-off verification: %+v", st)
+	}
+
+	// The next run resumes above what was verified and finishes.
+	mu.Lock()
+	srv.SetHook(nil)
+	mu.Unlock()
+	logBefore := len(srv.Log())
+	e, store = sampledEngine(t, []electrumx.Server{srv.Address()}, sampledOpts{path: path})
+	syncEngine(t, e)
 	waitFullyVerified(t, e)
 	if st := e.State(); st.VerifiedHeight != sampledTip {
 		t.Fatalf("fully verified at %+v", st)
+	}
+	for _, r := range srv.Log()[logBefore:] {
+		var start int32
+		if r.Method == "blockchain.block.headers" && len(r.Params) == 2 &&
+			json.Unmarshal(r.Params[0], &start) == nil && start <= partial.Low {
+			t.Fatalf("headers from %d fetched again; %d were verified before the restart", start, partial.Low)
+		}
 	}
 	e.Close()
 	store.Close()
