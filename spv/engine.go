@@ -273,10 +273,15 @@ func (e *Engine) undemoted(list []electrumx.Server) int {
 // demoteStalled avoids a server that did not answer in time, as one that
 // lied, and says so by name: a stalled server leaves no other trace.
 func (e *Engine) demoteStalled(s electrumx.Server, err error) {
+	e.avoid(s)
+	e.log.Warn("server stalled; asking the others first", "server", s.String(), "err", err)
+}
+
+// avoid puts s last for DemoteFor.
+func (e *Engine) avoid(s electrumx.Server) {
 	e.mu.Lock()
 	e.demotedTill[s.String()] = e.cfg.Now().Add(e.cfg.DemoteFor)
 	e.mu.Unlock()
-	e.log.Warn("server stalled; asking the others first", "server", s.String(), "err", err)
 }
 
 func (e *Engine) isDemoted(s electrumx.Server) bool {
@@ -289,9 +294,7 @@ func (e *Engine) isDemoted(s electrumx.Server) bool {
 // lookup's lie names transactions or heights of the looked-up name, which
 // the logs keep to debug level, like the name itself.
 func (e *Engine) demote(s electrumx.Server, reason error, inLookup bool) {
-	e.mu.Lock()
-	e.demotedTill[s.String()] = e.cfg.Now().Add(e.cfg.DemoteFor)
-	e.mu.Unlock()
+	e.avoid(s)
 	if inLookup {
 		e.log.Warn("server demoted: its proof for a name lookup failed verification", "server", s.String())
 		e.log.Debug("server demoted", "server", s.String(), "reason", reason)

@@ -84,8 +84,8 @@ const maxPackedReply = 512 << 10
 // packCount is how many items of avg ± sd bytes one reply should carry
 // so that ElectrumX's padding to a power of two wastes little: as many as
 // surely (four standard deviations) fit the largest size class up to
-// maxPackedReply that they fill, else all that remain. Taken in turn, the counts
-// split a range as a number is split into powers of two.
+// maxPackedReply that they fill, else all that remain. Taken in turn,
+// the counts split a range as a number is split into powers of two.
 func packCount(remaining int, avg, sd float64) int {
 	if avg <= 0 {
 		return min(remaining, sampleBatch)
@@ -137,9 +137,9 @@ func (e *Engine) sampledCatchUp(ours, serverTip int32) bool {
 
 // fetchBare fetches count 80-byte headers from start under cp_height cp.
 // A reply that does not link together (ElectrumX 1.19+'s split bug) is
-// not the server lying: the same headers are asked for one per request,
-// a form the bug does not touch, and so is everything later asked of a
-// server once it garbled one reply.
+// not the server lying: the server gives way to one not known to garble
+// (errGarbled), or, when there is none, is asked for the same headers one
+// per request, a form the bug does not touch (markGarbles).
 func (e *Engine) fetchBare(ctx context.Context, c *electrumx.Client, start, count, cp int32) chunkResult {
 	res := chunkResult{start: start}
 	srv := c.Server().String()
