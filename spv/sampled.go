@@ -199,17 +199,12 @@ func (e *Engine) bareSingles(ctx context.Context, c *electrumx.Client, start, co
 	item := float64(160 + 70*(bits.Len32(uint32(cp))+1) + 130)
 	for from := start; from < start+count; {
 		n := int32(packCount(int(start+count-from), item, 8))
-		calls := make([]*electrumx.BatchCall, n)
-		proofs := make([]electrumx.HeaderProofJSON, n)
-		for i := range calls {
-			calls[i] = &electrumx.BatchCall{Method: "blockchain.block.header",
-				Params: []any{from + int32(i), cp}, Result: &proofs[i]}
-		}
-		if err := c.Batch(ctx, calls); err != nil {
+		proofs, errs, err := headerBatch[electrumx.HeaderProofJSON](ctx, c, heightRange(from, int(n)), cp)
+		if err != nil {
 			return nil, err
 		}
-		for i, call := range calls {
-			if call.Err != nil {
+		for i := range proofs {
+			if errs[i] != nil {
 				return out, nil // past the server's tip: a short chunk
 			}
 			if len(proofs[i].Header) != headers.HeaderSize {
@@ -375,19 +370,15 @@ dispatch:
 
 func (e *Engine) checkFullBatch(ctx context.Context, c *electrumx.Client, heights []int32) error {
 	srv := c.Server().String()
-	calls := make([]*electrumx.BatchCall, len(heights))
-	res := make([]electrumx.HexBytes, len(heights))
-	for i, h := range heights {
-		calls[i] = &electrumx.BatchCall{Method: "blockchain.block.header", Params: []any{h}, Result: &res[i]}
-	}
 	rctx, rcancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
 	defer rcancel()
-	if err := c.Batch(rctx, calls); err != nil {
+	res, errs, err := headerBatch[electrumx.HexBytes](rctx, c, heights, 0)
+	if err != nil {
 		return err
 	}
 	for i, h := range heights {
-		if calls[i].Err != nil {
-			return lie(srv, "full header %d: %v", h, calls[i].Err)
+		if errs[i] != nil {
+			return lie(srv, "full header %d: %v", h, errs[i])
 		}
 		if err := e.checkFullHeader(srv, h, res[i]); err != nil {
 			return err

@@ -545,23 +545,51 @@ func (e *Engine) reorgTo(ctx context.Context, c *electrumx.Client, fork, serverT
 	return err
 }
 
+// headerBatch asks, in one JSON-RPC batch, for the header at each height:
+// in full (cp 0; T is electrumx.HexBytes) or in 80 bytes with a proof
+// under cp_height cp (T is electrumx.HeaderProofJSON). errs[i] is the
+// server's error for heights[i]; err a transport or context error.
+func headerBatch[T any](ctx context.Context, c *electrumx.Client, heights []int32, cp int32) (res []T, errs []error, err error) {
+	calls := make([]*electrumx.BatchCall, len(heights))
+	res = make([]T, len(heights))
+	for i, h := range heights {
+		params := []any{h}
+		if cp > 0 {
+			params = append(params, cp)
+		}
+		calls[i] = &electrumx.BatchCall{Method: "blockchain.block.header", Params: params, Result: &res[i]}
+	}
+	if err := c.Batch(ctx, calls); err != nil {
+		return nil, nil, err
+	}
+	errs = make([]error, len(calls))
+	for i, call := range calls {
+		errs[i] = call.Err
+	}
+	return res, errs, nil
+}
+
+// heightRange is the n heights from start.
+func heightRange(start int32, n int) []int32 {
+	out := make([]int32, n)
+	for i := range out {
+		out[i] = start + int32(i)
+	}
+	return out
+}
+
 // singleHeaders fetches count headers one per request (in one batch), the
 // request form that ElectrumX's AuxPoW split bug does not touch.
 func (e *Engine) singleHeaders(ctx context.Context, c *electrumx.Client, start int32, count int) ([]*headers.FullHeader, error) {
-	calls := make([]*electrumx.BatchCall, count)
-	res := make([]electrumx.HexBytes, count)
-	for i := range calls {
-		calls[i] = &electrumx.BatchCall{Method: "blockchain.block.header",
-			Params: []any{start + int32(i)}, Result: &res[i]}
-	}
 	rctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
 	defer cancel()
-	if err := c.Batch(rctx, calls); err != nil {
+	res, errs, err := headerBatch[electrumx.HexBytes](rctx, c, heightRange(start, count), 0)
+	if err != nil {
 		return nil, err
 	}
 	var out []*headers.FullHeader
-	for i, call := range calls {
-		if call.Err != nil {
+	for i := range res {
+		if errs[i] != nil {
 			break // past the server's tip
 		}
 		fh, n, err := headers.ParseFullHeader(res[i])
@@ -697,24 +725,18 @@ func (e *Engine) ensureAncestors(ctx context.Context, c *electrumx.Client) error
 		return nil // already fetched
 	}
 	low := max(0, cp.PeriodEnd-span+1)
-	calls := make([]*electrumx.BatchCall, cp.PeriodEnd-low+1)
-	proofs := make([]electrumx.HeaderProofJSON, len(calls))
-	for i := range calls {
-		calls[i] = &electrumx.BatchCall{Method: "blockchain.block.header",
-			Params: []any{low + int32(i), cp.Height}, Result: &proofs[i]}
-	}
 	rctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
-	err := c.Batch(rctx, calls)
+	proofs, errs, err := headerBatch[electrumx.HeaderProofJSON](rctx, c, heightRange(low, int(cp.PeriodEnd-low+1)), cp.Height)
 	cancel()
 	if err != nil {
 		return err
 	}
 	srv := c.Server().String()
-	hdrs := make([]headers.Header, len(calls))
-	for i, call := range calls {
+	hdrs := make([]headers.Header, len(proofs))
+	for i := range proofs {
 		height := low + int32(i)
-		if call.Err != nil {
-			return lie(srv, "checkpointed header %d: %v", height, call.Err)
+		if errs[i] != nil {
+			return lie(srv, "checkpointed header %d: %v", height, errs[i])
 		}
 		pr := proofs[i].Proof()
 		if len(pr.Header) != headers.HeaderSize {
