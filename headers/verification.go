@@ -39,6 +39,15 @@ func (v Verification) Mode() string {
 	}
 }
 
+// VerifiedHeight is the height up to which every header's proof of work
+// is checked, on a chain whose tip is at tip.
+func (v Verification) VerifiedHeight(tip int32) int32 {
+	if v.Gap {
+		return v.Low
+	}
+	return tip
+}
+
 // ErrVerificationMoved: the gap, or the chain in it, changed since the
 // caller read it (a reorg or another sync); the caller reads it again.
 var ErrVerificationMoved = errors.New("the stored chain's verification state moved")

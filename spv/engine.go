@@ -216,13 +216,9 @@ func (e *Engine) State() State {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	v := e.cfg.Store.Verification()
-	verified := tip.Height
-	if v.Gap {
-		verified = v.Low
-	}
 	return State{Height: tip.Height, TipHash: tip.Hash.String(), ServerHeight: e.serverTip,
 		Synced: e.synced, LastSync: e.lastSync, Warning: e.warning,
-		Verification: v.Mode(), VerifiedHeight: verified}
+		Verification: v.Mode(), VerifiedHeight: v.VerifiedHeight(tip.Height)}
 }
 
 // Demoted lists the servers currently avoided for lying.

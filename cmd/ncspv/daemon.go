@@ -400,13 +400,9 @@ func (c *statusCommand) Execute([]string) error {
 	defer store.Close()
 	tip := store.Tip()
 	v := store.Verification()
-	verified := tip.Height
-	if v.Gap {
-		verified = v.Low
-	}
 	return printJSON(map[string]any{"chain": chainName[r.params.Name], "blocks": tip.Height,
 		"bestblockhash": tip.Hash.String(), "oldest_stored": store.Base(),
-		"verification": v.Mode(), "verifiedheight": verified, "daemon": "not running"})
+		"verification": v.Mode(), "verifiedheight": v.VerifiedHeight(tip.Height), "daemon": "not running"})
 }
 
 // storeAdvice tells the user what to do with a damaged header database:
