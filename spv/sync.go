@@ -115,6 +115,9 @@ func (e *Engine) syncHeaders(ctx context.Context, c *electrumx.Client) error {
 			n, err := e.fetchRange(ctx, c, next, end, form, progress, &fellBack)
 			next += n
 			if errors.Is(err, headers.ErrDoesNotConnect) {
+				// The branch switch takes the server's chain to its tip:
+				// this sync asks for nothing more.
+				next = serverTip + 1
 				return e.switchBranch(ctx, c, serverTip)
 			}
 			if err != nil {
