@@ -47,10 +47,21 @@ func newEngine(t *testing.T, p *headers.Params, servers []electrumx.Server, conf
 // sets them).
 func newEngineConfig(t *testing.T, cfg spv.Config) (*spv.Engine, *headers.Store) {
 	t.Helper()
+	return newEngineAt(t, "", headers.StoreOptions{NoSync: true}, cfg)
+}
+
+// newEngineAt is newEngineConfig on the store at path (a fresh temporary
+// one if empty) opened with opts. Engine, store and pool are closed when
+// the test ends; a test that reopens the store closes them first itself.
+func newEngineAt(t *testing.T, path string, opts headers.StoreOptions, cfg spv.Config) (*spv.Engine, *headers.Store) {
+	t.Helper()
 	if cfg.Checkpoint == (checkpoints.Checkpoint{}) {
 		cfg.Checkpoint = checkpoints.ForNetwork(cfg.Params)
 	}
-	store, err := headers.OpenStore(filepath.Join(t.TempDir(), "headers.db"), cfg.Params, cfg.Checkpoint.Anchor(), headers.StoreOptions{NoSync: true})
+	if path == "" {
+		path = filepath.Join(t.TempDir(), "headers.db")
+	}
+	store, err := headers.OpenStore(path, cfg.Params, cfg.Checkpoint.Anchor(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

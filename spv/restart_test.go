@@ -8,13 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ncspv/ncspv/checkpoints"
 	"github.com/ncspv/ncspv/electrumx"
 	"github.com/ncspv/ncspv/electrumx/electrumxtest"
 	"github.com/ncspv/ncspv/headers"
 	"github.com/ncspv/ncspv/internal/chaingen"
 	"github.com/ncspv/ncspv/spv"
-	"github.com/ncspv/ncspv/tor"
 )
 
 // TestResumeAfterInterruptedSync stops a sync in the middle (as a killed
@@ -74,22 +72,9 @@ func TestResumeAfterInterruptedSync(t *testing.T) {
 
 // openChunkedSync opens the regtest store at path and an engine on srv
 // that syncs one 2016-header chunk at a time, so that a test knows which
-// request fetches what. The caller closes both.
+// request fetches what.
 func openChunkedSync(t *testing.T, path string, srv *electrumxtest.Server) (*spv.Engine, *headers.Store) {
 	t.Helper()
-	p := &headers.RegTestParams
-	store, err := headers.OpenStore(path, p, checkpoints.ForNetwork(p).Anchor(), headers.StoreOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := electrumx.NewPool(electrumx.Config{})
-	t.Cleanup(pool.Close)
-	e, err := spv.New(spv.Config{Params: p, Addresses: spv.RegTestAddresses,
-		Checkpoint: checkpoints.ForNetwork(p), Store: store, Servers: []electrumx.Server{srv.Address()},
-		Router: tor.NewRouter(tor.Direct), Pool: pool, Pipeline: 1, ChunkSize: 2016, QueryServers: 1})
-	if err != nil {
-		store.Close()
-		t.Fatal(err)
-	}
-	return e, store
+	return newEngineAt(t, path, headers.StoreOptions{}, spv.Config{Params: &headers.RegTestParams,
+		Servers: []electrumx.Server{srv.Address()}, Pipeline: 1, ChunkSize: 2016, QueryServers: 1})
 }

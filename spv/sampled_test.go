@@ -12,13 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ncspv/ncspv/checkpoints"
 	"github.com/ncspv/ncspv/electrumx"
 	"github.com/ncspv/ncspv/electrumx/electrumxtest"
 	"github.com/ncspv/ncspv/headers"
 	"github.com/ncspv/ncspv/internal/chaingen"
 	"github.com/ncspv/ncspv/spv"
-	"github.com/ncspv/ncspv/tor"
 )
 
 // sampledTip is a chain long enough for a sampled sync from genesis: the
@@ -66,37 +64,13 @@ type sampledOpts struct {
 // o.path (a temporary one if empty).
 func sampledEngine(t *testing.T, servers []electrumx.Server, o sampledOpts) (*spv.Engine, *headers.Store) {
 	t.Helper()
-	p := longExpiry()
-	path := o.path
-	if path == "" {
-		path = filepath.Join(t.TempDir(), "headers.db")
-	}
-	cp := checkpoints.ForNetwork(p)
-	store, err := headers.OpenStore(path, p, cp.Anchor(), headers.StoreOptions{NoSync: true, KeepHeaders: o.keep})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := electrumx.NewPool(electrumx.Config{Pins: &electrumx.PinStore{}})
 	var log *slog.Logger
 	if o.logs != nil {
 		log = slog.New(slog.NewTextHandler(o.logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	e, err := spv.New(spv.Config{Params: p, Addresses: spv.RegTestAddresses, Checkpoint: cp, Store: store,
-		Servers: servers, Router: tor.NewRouter(tor.Direct), Pool: pool, Confirmations: 1, QueryServers: 1,
+	return newEngineAt(t, o.path, headers.StoreOptions{NoSync: true, KeepHeaders: o.keep}, spv.Config{
+		Params: longExpiry(), Servers: servers, Confirmations: 1, QueryServers: 1,
 		RequestTimeout: 10 * time.Second, SampledSync: true, NoFullVerify: o.noFullVerify, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	closeAll := func() {
-		once.Do(func() {
-			e.Close()
-			pool.Close()
-			store.Close()
-		})
-	}
-	t.Cleanup(closeAll)
-	return e, store
 }
 
 // bareRequests counts the 80-byte chunk requests (blockchain.block.headers
