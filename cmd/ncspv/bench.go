@@ -62,6 +62,9 @@ func (c *benchCommand) Execute([]string) error {
 	if c.Blocks < 100 || c.Lookups < 100 {
 		return errors.New("--blocks and --lookups must be at least 100")
 	}
+	if c.FirstAnswer != 0 && (c.FirstAnswer < 5000 || c.FirstAnswerFull < 5000 || c.FirstAnswerFull > c.FirstAnswer) {
+		return errors.New("--first-answer-headers (0 skips the comparison) and --first-answer-full-headers must be at least 5000, the second at most the first")
+	}
 	minCB, maxCB, err := parseRange(c.Coinbase)
 	if err != nil {
 		return fmt.Errorf("--coinbase: %w", err)
@@ -257,9 +260,6 @@ func (c *benchCommand) Execute([]string) error {
 func (c *benchCommand) firstAnswer(ctx context.Context, dir string) error {
 	if c.FirstAnswer == 0 {
 		return nil
-	}
-	if c.FirstAnswer < 5000 || c.FirstAnswerFull < 5000 || c.FirstAnswerFull > c.FirstAnswer {
-		return errors.New("--first-answer-headers and --first-answer-full-headers must be at least 5000, the second at most the first")
 	}
 	link := tortest.Link{CircuitSetup: time.Duration(c.FirstSetup) * time.Millisecond,
 		OneWay: time.Duration(c.FirstOneWay) * time.Millisecond, BytesPerSecond: c.FirstRate}
