@@ -117,6 +117,7 @@ type Engine struct {
 		n          int
 		sum, sumSq float64
 	}
+	samples int // how many headers the last passed sample drew
 }
 
 // New checks cfg and makes an engine.
@@ -208,6 +209,9 @@ type State struct {
 	// VerifiedHeight is the height up to which every header's proof of
 	// work is checked.
 	VerifiedHeight int32
+	// Samples is how many headers the last passed sample drew since the
+	// engine started (0 if none).
+	Samples int
 }
 
 // State returns the current chain state.
@@ -218,7 +222,7 @@ func (e *Engine) State() State {
 	v := e.cfg.Store.Verification()
 	return State{Height: tip.Height, TipHash: tip.Hash.String(), ServerHeight: e.serverTip,
 		Synced: e.synced, LastSync: e.lastSync, Warning: e.warning,
-		Verification: v.Mode(), VerifiedHeight: v.VerifiedHeight(tip.Height)}
+		Verification: v.Mode(), VerifiedHeight: v.VerifiedHeight(tip.Height), Samples: e.samples}
 }
 
 // Demoted lists the servers currently avoided for lying.

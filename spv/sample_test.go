@@ -7,36 +7,58 @@ import (
 	"testing"
 )
 
+// mainnetTail is the newest period's share of the work above a gap as
+// long as mainnet's from its checkpoint in December 2026, at equal bits.
+const mainnetTail = 2016.0 / (330684 + 2016)
+
 // TestSampleCount: the samples a security target needs (docs/sampled-sync.md).
 func TestSampleCount(t *testing.T) {
 	for _, c := range []struct {
-		fake float64
-		bits int
-		want int
+		fake, tail float64
+		bits       int
+		want       int
 	}{
-		{0.10, 40, 541}, // the target: under 90 % of the claimed work, 2^-40
-		{0.05, 40, 1096},
-		{0.05, 8, 220},
-		{0, 40, 0},
+		{0.10, mainnetTail, 40, 440}, // the target: under 90 % of the claimed work, 2^-40
+		{0.05, mainnetTail, 40, 905},
+		{0.10, 0.5, 40, 305}, // a longer tail leaves FlyClient's points less to the tip
+		{0.05, 0.05, 8, 164},
+		{0, mainnetTail, 40, 0},
+		{0.10, 0, 40, SampleCount(0.10, minTail, 40)}, // a tail of nothing is clamped, not a division by zero
 	} {
-		if got := SampleCount(c.fake, c.bits); got != c.want {
-			t.Errorf("SampleCount(%v, %d) = %d, want %d", c.fake, c.bits, got, c.want)
+		if got := SampleCount(c.fake, c.tail, c.bits); got != c.want {
+			t.Errorf("SampleCount(%v, %v, %d) = %d, want %d", c.fake, c.tail, c.bits, got, c.want)
 		}
+	}
+	// One point fewer must miss the target: the count is the least.
+	k := SampleCount(0.10, mainnetTail, 40)
+	miss := func(k int) float64 {
+		u, f := (k+1)/2, k/2
+		return math.Pow(0.9, float64(u)) * math.Pow(1-flyClientMin(0.10, mainnetTail), float64(f))
+	}
+	if bound := math.Pow(2, -40); miss(k) > bound || miss(k-1) <= bound {
+		t.Errorf("%d points miss with %g, %d with %g; the bound is %g", k, miss(k), k-1, miss(k-1), bound)
 	}
 }
 
-// TestSampleCatchRate: a chain of 5,000 headers of equal work in which
-// 5 % carry no valid work, placed where the draw is thinnest (the oldest
-// headers), in the middle, at random, or just below the newest: over many
-// seeds, the draw misses them all no more often than the stated bound
-// (2^-8 with SampleCount(0.05, 8) samples) allows.
-func TestSampleCatchRate(t *testing.T) {
-	const n, seeds, bits = 5000, 4000, 8
+// sampleChain is the cumulative work of n headers of equal work.
+func sampleChain(n int) []float64 {
 	cum := make([]float64, n)
 	for i := range cum {
 		cum[i] = float64(i + 1)
 	}
-	k := SampleCount(0.05, bits)
+	return cum
+}
+
+// TestSampleCatchRate: a range of 5,000 headers of equal work under a
+// tail of 5 % checked in full, in which 5 % of the headers carry no valid
+// work, placed where the draw is thinnest (the oldest headers), in the
+// middle, at random, or just below the tail: over many seeds, the draw
+// misses them all no more often than the stated bound (2^-8 with
+// SampleCount(0.05, tail, 8) samples) allows.
+func TestSampleCatchRate(t *testing.T) {
+	const n, seeds, bits, tail = 5000, 4000, 8, 0.05
+	cum := sampleChain(n)
+	k := SampleCount(0.05, tail, bits)
 	bound := math.Pow(2, -bits)
 	for _, place := range []string{"oldest", "middle", "random", "newest"} {
 		misses := 0
@@ -50,13 +72,13 @@ func TestSampleCatchRate(t *testing.T) {
 				case "middle":
 					fake[n/2+i] = true
 				case "newest":
-					fake[n-n/10-n/20+i] = true // below the newest tenth, which is checked whole
+					fake[n-n/20+i] = true
 				case "random":
 					fake[int32(rng.IntN(n))] = true
 				}
 			}
 			caught := false
-			for _, h := range SampleHeights(rng, cum, 0, k) {
+			for _, h := range SampleHeights(rng, cum, 0, k, tail) {
 				if fake[h] {
 					caught = true
 					break
@@ -75,22 +97,35 @@ func TestSampleCatchRate(t *testing.T) {
 	}
 }
 
-// TestSampleHeights: sorted, unique, inside the range; the same seed
-// draws the same heights.
-func TestSampleHeights(t *testing.T) {
-	cum := []float64{1, 3, 6, 10, 15, 21, 28, 36}
-	a := SampleHeights(rand.New(rand.NewPCG(1, 2)), cum, 100, 50)
-	b := SampleHeights(rand.New(rand.NewPCG(1, 2)), cum, 100, 50)
-	if len(a) == 0 || len(a) != len(b) {
-		t.Fatalf("%v %v", a, b)
-	}
-	for i, h := range a {
-		if h != b[i] || h < 100 || h > 107 || (i > 0 && h <= a[i-1]) {
-			t.Fatalf("heights %v", a)
+// TestSampleTowardTheTip: FlyClient's points land in the newest shares of
+// the range as often as its density says, up to the last headers below
+// the tail (a late fork), and the uniform ones as often as their share.
+func TestSampleTowardTheTip(t *testing.T) {
+	const draws, k = 400, 440
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, top := range []float64{0.10, 0.01, 0.001} {
+		inTop := [2]int{} // uniform, FlyClient
+		for range draws {
+			for i, y := range sampleFractions(rng, k, mainnetTail) {
+				if y < 0 || y >= 1 {
+					t.Fatalf("work fraction %v outside the range", y)
+				}
+				if y >= 1-top {
+					inTop[i%2]++
+				}
+			}
+		}
+		per := float64(draws * k / 2)
+		for half, want := range []float64{top, FlyClientShare(top, mainnetTail)} {
+			got := float64(inTop[half]) / per
+			// Binomial spread of per points: four standard deviations.
+			if sd := math.Sqrt(want * (1 - want) / per); math.Abs(got-want) > 4*sd {
+				t.Errorf("newest %v of the range, half %d: %.4f of the points, want %.4f", top, half, got, want)
+			}
 		}
 	}
-	if SampleHeights(rand.New(rand.NewPCG(1, 2)), nil, 0, 5) != nil {
-		t.Fatal("heights from an empty range")
+	if s := FlyClientShare(0.10, mainnetTail); s < 0.5 {
+		t.Errorf("FlyClient's points in the newest tenth: %.3f, want over half", s)
 	}
 }
 

@@ -287,8 +287,9 @@ func (e *Engine) checkSample(ctx context.Context, c *electrumx.Client) error {
 	if _, err := crand.Read(seed[:]); err != nil {
 		return err
 	}
-	k := SampleCount(sampleFakeShare, sampleBits)
-	heights := SampleHeights(rand.New(rand.NewChaCha8(seed)), cum, v.Low+1, k)
+	tail := newestTail(cum)
+	k := SampleCount(sampleFakeShare, tail, sampleBits)
+	heights := SampleHeights(rand.New(rand.NewChaCha8(seed)), cum, v.Low+1, k, tail)
 	e.log.Info("checking the proof of work of a random sample of the 80-byte headers",
 		"samples", len(heights), "of", v.End-v.Low)
 	if err := e.checkFullHeaders(ctx, c, heights); err != nil {
@@ -305,9 +306,30 @@ func (e *Engine) checkSample(ctx context.Context, c *electrumx.Client) error {
 	if err := st.MarkSampled(v.Low, v.End); err != nil {
 		return err
 	}
+	e.mu.Lock()
+	e.samples = len(heights)
+	e.mu.Unlock()
 	e.log.Info("sampled proof-of-work check passed; the chain is usable, full verification follows",
 		"height", st.Tip().Height)
 	return nil
+}
+
+// newestTail is the share of the work above the gap whose cumulative
+// work is cum that the newest period, checked in full, holds: FlyClient's
+// tail. Its headers are not fetched yet; they are taken to carry the
+// gap's newest header's work each (the retarget rule keeps them within a
+// factor of four, and the draw's bound holds for whatever tail it uses).
+func newestTail(cum []float64) float64 {
+	n := len(cum)
+	if n == 0 {
+		return maxTail
+	}
+	last := cum[n-1]
+	if n > 1 {
+		last -= cum[n-2]
+	}
+	tail := newestFull * last
+	return tail / (cum[n-1] + tail)
 }
 
 // checkFullHeaders fetches the full headers at heights and checks that

@@ -302,9 +302,9 @@ func (c *benchCommand) firstAnswer(ctx context.Context, dir string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("  sampled sync:       %d headers, %.1f MB in %v (%s: %d AuxPoW samples, the newest 2016 headers and the name's block checked in full)\n",
-		c.FirstAnswer, float64(sampled.Bytes)/1e6, sampled.Time.Round(100*time.Millisecond), sampled.Verification,
-		spv.SampleCount(0.10, 40))
+	fmt.Printf("  sampled sync:       %d headers, %.1f MB (%.1f MiB) in %v (%s: %d AuxPoW samples, the newest 2016 headers and the name's block checked in full)\n",
+		c.FirstAnswer, float64(sampled.Bytes)/1e6, float64(sampled.Bytes)/(1<<20), sampled.Time.Round(100*time.Millisecond),
+		sampled.Verification, sampled.Samples)
 	fmt.Printf("  sampled sync from ElectrumX 1.19+ only (split bug: single headers): %d headers, %.1f MB in %v",
 		c.FirstAnswerFull, float64(singles.Bytes)/1e6, singles.Time.Round(100*time.Millisecond))
 	if scale != 1 {

@@ -145,7 +145,9 @@ type FirstAnswer struct {
 	Time  time.Duration
 	// Verification is the chain's state at the answer.
 	Verification string
-	Value        string
+	// Samples is how many full headers the sample drew (sampled only).
+	Samples int
+	Value   string
 }
 
 // RunFirstAnswer starts a fresh install (an empty store in dir) behind a
@@ -190,7 +192,7 @@ func RunFirstAnswer(ctx context.Context, sc *SimChain, link tortest.Link, in Ins
 		return FirstAnswer{}, fmt.Errorf("first name_show: %w", err)
 	}
 	res := FirstAnswer{Install: in, Time: time.Since(t0), Bytes: px.Relayed(),
-		Verification: e.State().Verification, Value: string(r.Value)}
+		Verification: e.State().Verification, Samples: e.State().Samples, Value: string(r.Value)}
 	if r.Height != sc.NameHeight {
 		return res, fmt.Errorf("first name_show answered the update at %d, want %d", r.Height, sc.NameHeight)
 	}

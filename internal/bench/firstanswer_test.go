@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ncspv/ncspv/spv"
 	"github.com/ncspv/ncspv/tor/tortest"
 )
 
@@ -38,6 +39,11 @@ func TestFirstAnswer(t *testing.T) {
 	}
 	if full.Value != sampled.Value || full.Value != singles.Value || full.Value == "" {
 		t.Fatalf("values %q, %q and %q", full.Value, sampled.Value, singles.Value)
+	}
+	// The sample drew at least one header and never more than the
+	// security target asks for, repeats removed.
+	if most := spv.SampleCount(0.10, 1e-6, 40); sampled.Samples < 1 || sampled.Samples > most {
+		t.Fatalf("%d samples, want 1 to %d", sampled.Samples, most)
 	}
 	// The single-header form costs more than the joined one and less
 	// than full headers.
