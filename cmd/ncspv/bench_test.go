@@ -49,14 +49,3 @@ func TestBenchCommand(t *testing.T) {
 		t.Error("the bare round trips, whose connections are not ncspv's, ran before the peak RSS was read")
 	}
 }
-
-func TestParseRange(t *testing.T) {
-	if lo, hi, err := parseRange("800-1500"); err != nil || lo != 800 || hi != 1500 {
-		t.Fatalf("800-1500: %d %d %v", lo, hi, err)
-	}
-	for _, bad := range []string{"", "800", "1500-800", "800-820", "50-1000", "a-b", "800-", "1000-200000"} {
-		if _, _, err := parseRange(bad); err == nil {
-			t.Errorf("%q accepted", bad)
-		}
-	}
-}

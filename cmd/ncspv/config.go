@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -254,7 +255,7 @@ func topLevelNetwork(path string) string {
 	for _, line := range strings.Split(text, "\n") {
 		key, value, _ := strings.Cut(line, "=")
 		key, value = strings.TrimSpace(key), strings.TrimSpace(value)
-		if on, err := strconv.ParseBool(orDefault(value, "1")); err == nil && on {
+		if on, err := strconv.ParseBool(cmp.Or(value, "1")); err == nil && on {
 			switch key {
 			case "testnet":
 				network = "test"

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ncspv/ncspv/internal/bench"
 )
 
 // TestHostileServersMemory builds ncspv (without the race detector,
@@ -47,8 +49,8 @@ func TestHostileServersMemory(t *testing.T) {
 			t.Errorf("outcome: %s", line)
 		}
 	}
-	if rows != len(hostileCases) {
-		t.Fatalf("%d cases measured, want %d:\n%s", rows, len(hostileCases), out)
+	if rows != bench.HostileCaseCount() {
+		t.Fatalf("%d cases measured, want %d:\n%s", rows, bench.HostileCaseCount(), out)
 	}
 	t.Logf("\n%s", out)
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	flags "github.com/jessevdk/go-flags"
+	"github.com/ncspv/ncspv/internal/bench"
 )
 
 // version is set at release time with -ldflags "-X main.version=...".
@@ -67,9 +68,9 @@ func addCommands(p *flags.Parser) error {
 				"credential pair, one-way delay, rate cap), and reports per case the latency p50/p99, bytes " +
 				"and round trips per lookup, then the peak RSS of a flood of lookups with as many stream IDs.",
 			&benchLookupsCommand{}, false},
-		{"bench-server", "", "", &benchServerCommand{}, true},
-		{"bench-lookup-server", "", "", &benchLookupServerCommand{}, true},
-		{"bench-hostile-case", "", "", &benchHostileCaseCommand{}, true},
+		{bench.ServerCommand, "", "", &benchServerCommand{}, true},
+		{bench.LookupServerCommand, "", "", &benchLookupServerCommand{}, true},
+		{bench.HostileCaseCommand, "", "", &benchHostileCaseCommand{}, true},
 		{"manpage", "Write the man page (troff) to standard output", "Writes ncspv(1) generated from the options; SOURCE_DATE_EPOCH sets its date.", &manPageCommand{}, true},
 	}
 	for _, c := range cmds {

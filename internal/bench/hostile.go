@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -68,19 +68,24 @@ var hostileCases = []struct {
 	}},
 }
 
-// benchHostileCommand measures each hostile case in a process of its own
-// (so that its peak RSS is its own), with the servers in another.
-type benchHostileCommand struct {
-	Blocks    int `long:"blocks" default:"2016" description:"Headers in the generated chain"`
-	Handshake int `long:"handshake-timeout" default:"5" description:"Seconds a server may take to finish its handshake (the daemon's default is 45)"`
+// HostileOptions are ncspv bench-hostile's: see its flags in cmd/ncspv.
+type HostileOptions struct {
+	Blocks    int // headers in the generated chain
+	Handshake int // seconds a server may take to finish its handshake
 }
 
-func (c *benchHostileCommand) Execute([]string) error {
+// HostileCaseCount is how many hostile cases RunHostile measures.
+func HostileCaseCount() int { return len(hostileCases) }
+
+// RunHostile runs ncspv bench-hostile: each hostile case in a process of
+// its own (HostileCaseCommand), so that its peak RSS is its own, with the
+// servers in another (ServerCommand).
+func RunHostile(c HostileOptions) error {
 	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	ask, stop, err := benchChild("bench-server", "--blocks", strconv.Itoa(c.Blocks), "--hostile")
+	ask, stop, err := benchChild(ServerCommand, "--blocks", strconv.Itoa(c.Blocks), "--hostile")
 	if err != nil {
 		return err
 	}
@@ -98,7 +103,7 @@ func (c *benchHostileCommand) Execute([]string) error {
 	fmt.Println("|---|---|---|---|---|---|")
 	for i, hc := range hostileCases {
 		bad := f[2+i]
-		out, err := exec.Command(self, "bench-hostile-case", "--honest", honest, "--bad", bad,
+		out, err := exec.Command(self, HostileCaseCommand, "--honest", honest, "--bad", bad,
 			"--handshake-timeout", strconv.Itoa(c.Handshake), "--blocks", strconv.Itoa(c.Blocks)).Output()
 		if err != nil {
 			return fmt.Errorf("case %s: %w", hc.name, err)
@@ -112,17 +117,22 @@ func (c *benchHostileCommand) Execute([]string) error {
 	return nil
 }
 
-// benchHostileCaseCommand is the hidden child that runs one case and
-// prints "CPU | peak RSS | wall | outcome".
-type benchHostileCaseCommand struct {
-	Honest    string `long:"honest"`
-	Bad       string `long:"bad"`
-	Handshake int    `long:"handshake-timeout" default:"5"`
-	Blocks    int    `long:"blocks" default:"2016"`
+// HostileCaseOptions are one hostile case's, run in a hidden child
+// (RunHostileCase) that prints "CPU | peak RSS | wall | outcome".
+type HostileCaseOptions struct {
+	Honest    string
+	Bad       string
+	Handshake int
+	Blocks    int
 }
 
-func (c *benchHostileCaseCommand) Execute([]string) error {
-	limitMemory(os.Getenv) // as the daemon does
+// HostileCaseCommand is the hidden subcommand of ncspv that runs
+// RunHostileCase.
+const HostileCaseCommand = "bench-hostile-case"
+
+// RunHostileCase runs one case of ncspv bench-hostile.
+func RunHostileCase(c HostileCaseOptions, mem Memory) error {
+	mem.Limit() // as the daemon does
 	honest, err1 := electrumx.ParseServer(c.Honest)
 	bad, err2 := electrumx.ParseServer(c.Bad)
 	if err := errors.Join(err1, err2); err != nil {

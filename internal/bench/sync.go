@@ -1,64 +1,64 @@
-package main
+package bench
 
 import (
-	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
-	"slices"
 	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/ncspv/ncspv/checkpoints"
 	"github.com/ncspv/ncspv/electrumx"
-	"github.com/ncspv/ncspv/electrumx/electrumxtest"
 	"github.com/ncspv/ncspv/headers"
-	"github.com/ncspv/ncspv/internal/bench"
-	"github.com/ncspv/ncspv/internal/chaingen"
 	"github.com/ncspv/ncspv/spv"
 	"github.com/ncspv/ncspv/tor"
 	"github.com/ncspv/ncspv/tor/tortest"
 )
 
-type benchCommand struct {
-	Blocks     int    `long:"blocks" default:"20160" description:"Headers in the generated chain"`
-	Coinbase   string `long:"coinbase" default:"1000-2000" description:"Size range of the generated parent coinbases in bytes, MIN-MAX (1000-2000 gives 2.0 KB headers; mainnet averaged 1.67 KB in 2019)"`
-	Lookups    int    `long:"lookups" default:"2000" description:"Lookups measured at each concurrency"`
-	ChunkSize  int    `long:"chunk-size" default:"0" description:"Headers per sync request (0: the engine's default)"`
-	Pipeline   int    `long:"pipeline" default:"0" description:"Sync requests in flight (0: the engine's default)"`
-	DataDir    string `long:"datadir" description:"Where the benchmark's header database goes (default: a temporary directory)"`
-	CPUProfile string `long:"cpuprofile" description:"Write a CPU profile of the sync to this file"`
-	LookupCPU  string `long:"lookup-cpuprofile" description:"Write a CPU profile of the 100 concurrent lookups on protocol 1.4.3 to this file"`
+// SyncOptions are ncspv bench's: see its flags in cmd/ncspv.
+type SyncOptions struct {
+	Blocks     int    // headers in the generated chain
+	Coinbase   string // size range of the parent coinbases, "MIN-MAX" bytes
+	Lookups    int    // lookups measured at each concurrency
+	ChunkSize  int    // headers per sync request (0: the engine's default)
+	Pipeline   int    // sync requests in flight (0: the engine's default)
+	DataDir    string // where the header database goes ("": a temporary directory)
+	CPUProfile string // a CPU profile of the sync goes here ("": none)
+	LookupCPU  string // a CPU profile of the 100 concurrent 1.4.3 lookups goes here
 
-	FirstAnswer     int `long:"first-answer-headers" default:"332700" description:"Headers after the checkpoint of the simulated mainnet-shaped chain on which a fresh install's first name_show is timed, sampled sync (0 skips the comparison)"`
-	FirstAnswerFull int `long:"first-answer-full-headers" default:"33270" description:"Headers of the chain the full sync is timed on; its bytes and time grow linearly and are scaled up to --first-answer-headers (the full sync of 332,700 headers at 1 MiB/s takes about 20 minutes)"`
-	FirstSetup      int `long:"first-answer-setup" default:"2000" description:"Emulated Tor link for the comparison: milliseconds to build a new circuit"`
-	FirstOneWay     int `long:"first-answer-oneway" default:"250" description:"Emulated Tor link: milliseconds each way"`
-	FirstRate       int `long:"first-answer-rate" default:"1048576" description:"Emulated Tor link: bytes per second each way and connection (0: no cap)"`
+	FirstAnswer     int // headers of the simulated chain for the first answer (0 skips it)
+	FirstAnswerFull int // headers of the chain the full sync is timed on, scaled up
+	FirstSetup      int // emulated Tor link: milliseconds to build a circuit
+	FirstOneWay     int // emulated Tor link: milliseconds each way
+	FirstRate       int // emulated Tor link: bytes per second each way (0: no cap)
+}
+
+// Memory is the daemon's memory policy, which the benchmarks apply to the
+// measured process as the daemon does.
+type Memory struct {
+	Limit   func() // sets the soft memory limit unless GOMEMLIMIT is set
+	Default int64  // the limit it sets, bytes
 }
 
 // benchLog shows the engine's warnings (fallbacks, lies, retries) on
 // standard error: a figure measured through one of them should say so.
 var benchLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-// benchNames are registered in the generated chain.
+// benchNames are registered in the chain Serve generates.
 var benchNames = []string{"d/bench", "d/example", "id/alice"}
 
-// Execute runs the benchmark. The fake ElectrumX servers run in a child
-// process (ncspv bench-server) so that the peak RSS measured here is
-// ncspv's own.
-func (c *benchCommand) Execute([]string) error {
+// RunSync runs ncspv bench: sync, lookups and the first answer on a
+// fresh install. The fake ElectrumX servers run in a child process (ncspv
+// ServerCommand) so that the peak RSS measured here is ncspv's own.
+func RunSync(c SyncOptions, mem Memory) error {
 	if c.Blocks < 100 || c.Lookups < 100 {
 		return errors.New("--blocks and --lookups must be at least 100")
 	}
@@ -69,7 +69,7 @@ func (c *benchCommand) Execute([]string) error {
 	if err != nil {
 		return fmt.Errorf("--coinbase: %w", err)
 	}
-	ask, stop, err := benchChild("bench-server", "--blocks", strconv.Itoa(c.Blocks),
+	ask, stop, err := benchChild(ServerCommand, "--blocks", strconv.Itoa(c.Blocks),
 		"--min-coinbase", strconv.Itoa(minCB), "--max-coinbase", strconv.Itoa(maxCB))
 	if err != nil {
 		return err
@@ -87,8 +87,8 @@ func (c *benchCommand) Execute([]string) error {
 	}
 
 	fmt.Printf("\nMachine: %d CPUs, %s %s/%s, %s build; GOGC=%s GOMEMLIMIT=%s\n", runtime.NumCPU(), runtime.Version(),
-		runtime.GOOS, runtime.GOARCH, buildKind(), orDefault(os.Getenv("GOGC"), "100"),
-		orDefault(os.Getenv("GOMEMLIMIT"), fmt.Sprintf("%dMiB", defaultMemoryLimit>>20)))
+		runtime.GOOS, runtime.GOARCH, buildKind(), cmp.Or(os.Getenv("GOGC"), "100"),
+		cmp.Or(os.Getenv("GOMEMLIMIT"), fmt.Sprintf("%dMiB", mem.Default>>20)))
 	fmt.Println("Servers on loopback: protocol 1.4.3 with ElectrumX 1.20's padding and 1 s small-reply timer; protocol 1.4.2 without.")
 
 	dir := c.DataDir
@@ -98,7 +98,7 @@ func (c *benchCommand) Execute([]string) error {
 		}
 		defer os.RemoveAll(dir)
 	}
-	engine, store, closeAll, err := benchEngine(filepath.Join(dir, "headers.db"), srv143, c)
+	engine, store, closeAll, err := syncEngine(filepath.Join(dir, "headers.db"), srv143, c, mem)
 	if err != nil {
 		return err
 	}
@@ -251,13 +251,13 @@ func (c *benchCommand) Execute([]string) error {
 		}
 		fmt.Printf("  %3d concurrent: p50 %v  p99 %v  max %v\n", conc, pct(raw, 50), pct(raw, 99), raw[len(raw)-1])
 	}
-	return c.firstAnswer(ctx, dir)
+	return firstAnswer(ctx, c, dir)
 }
 
 // firstAnswer compares a fresh install's way to its first verified
 // name_show, full sync against sampled sync, on a simulated chain through
 // the emulated Tor link.
-func (c *benchCommand) firstAnswer(ctx context.Context, dir string) error {
+func firstAnswer(ctx context.Context, c SyncOptions, dir string) error {
 	if c.FirstAnswer == 0 {
 		return nil
 	}
@@ -266,20 +266,20 @@ func (c *benchCommand) firstAnswer(ctx context.Context, dir string) error {
 	fmt.Printf("\nFirst verified name_show on a fresh install: a simulated chain from a checkpoint, served by a fake ElectrumX 1.20 (padding, small-reply timer)\n")
 	fmt.Printf("through the emulated Tor link (%v per new circuit, %v each way, %s per connection); background full verification starts after it\n",
 		link.CircuitSetup, link.OneWay, rateText(c.FirstRate))
-	run := func(n int, in bench.Install) (bench.FirstAnswer, *bench.SimChain, error) {
+	run := func(n int, in Install) (FirstAnswer, *SimChain, error) {
 		t0 := time.Now()
-		sc := bench.GenerateSim(n, 18)
+		sc := GenerateSim(n, 18)
 		fmt.Printf("  chain of %d headers after the anchor: %.0f bytes per header on average, %d retargets (generated in %v)\n",
 			n, sc.AvgHeader, sc.Retargets, time.Since(t0).Round(time.Second))
 		sub, err := os.MkdirTemp(dir, "first-")
 		if err != nil {
-			return bench.FirstAnswer{}, nil, err
+			return FirstAnswer{}, nil, err
 		}
 		defer os.RemoveAll(sub)
-		r, err := bench.RunFirstAnswer(ctx, sc, link, in, sub, benchLog)
+		r, err := RunFirstAnswer(ctx, sc, link, in, sub, benchLog)
 		return r, sc, err
 	}
-	full, _, err := run(c.FirstAnswerFull, bench.Install{})
+	full, _, err := run(c.FirstAnswerFull, Install{})
 	if err != nil {
 		return err
 	}
@@ -293,12 +293,12 @@ func (c *benchCommand) firstAnswer(ctx context.Context, dir string) error {
 	runtime.GC()
 	// Against ElectrumX 1.19+ alone the 80-byte part comes one header at
 	// a time; its cost grows with the headers like the full sync's.
-	singles, _, err := run(c.FirstAnswerFull, bench.Install{Sampled: true, SplitBug: true})
+	singles, _, err := run(c.FirstAnswerFull, Install{Sampled: true, SplitBug: true})
 	if err != nil {
 		return err
 	}
 	runtime.GC()
-	sampled, _, err := run(c.FirstAnswer, bench.Install{Sampled: true})
+	sampled, _, err := run(c.FirstAnswer, Install{Sampled: true})
 	if err != nil {
 		return err
 	}
@@ -317,13 +317,6 @@ func (c *benchCommand) firstAnswer(ctx context.Context, dir string) error {
 	return nil
 }
 
-func rateText(bps int) string {
-	if bps <= 0 {
-		return "no rate cap"
-	}
-	return fmt.Sprintf("%.2f MiB/s", float64(bps)/(1<<20))
-}
-
 // serverCPU asks the bench server for the CPU time it has used.
 func serverCPU(ask func(string) ([]string, error)) (time.Duration, error) {
 	f, err := ask("cpu")
@@ -331,15 +324,6 @@ func serverCPU(ask func(string) ([]string, error)) (time.Duration, error) {
 		return 0, fmt.Errorf("cpu: %v %v", f, err)
 	}
 	return time.ParseDuration(f[0])
-}
-
-// cpuTime is the user and system CPU time this process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func roundTrips(ask func(string) ([]string, error), s electrumx.Server) (int, error) {
@@ -350,8 +334,8 @@ func roundTrips(ask func(string) ([]string, error), s electrumx.Server) (int, er
 	return strconv.Atoi(f[0])
 }
 
-func benchEngine(path string, srv electrumx.Server, c *benchCommand) (*spv.Engine, *headers.Store, func(), error) {
-	limitMemory(os.Getenv) // as the daemon does
+func syncEngine(path string, srv electrumx.Server, c SyncOptions, mem Memory) (*spv.Engine, *headers.Store, func(), error) {
+	mem.Limit() // as the daemon does
 	p := &headers.RegTestParams
 	cp := checkpoints.ForNetwork(p)
 	store, err := headers.OpenStore(path, p, cp.Anchor(), headers.StoreOptions{})
@@ -412,191 +396,4 @@ func measureRawProofs(ctx context.Context, srv electrumx.Server, conc, n int) ([
 			return c.Call(ctx, "blockchain.name.get_value_proof", []any{sh}, &r)
 		}, func() { c.Close() }, nil
 	})
-}
-
-// measure times n calls spread over conc goroutines and returns their
-// latencies sorted. Each goroutine gets its call from newCall and makes
-// one untimed call first, to warm its connection up.
-func measure(conc, n int, newCall func(worker int) (call func(i int) error, release func(), err error)) ([]time.Duration, error) {
-	var mu sync.Mutex
-	var lat []time.Duration
-	var firstErr error
-	var wg sync.WaitGroup
-	per := n / conc
-	for w := 0; w < conc; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			local := make([]time.Duration, 0, per)
-			call, release, err := newCall(w)
-			if err == nil {
-				defer release()
-				err = call(0)
-				for i := 0; i < per && err == nil; i++ {
-					t0 := time.Now()
-					err = call(i)
-					local = append(local, time.Since(t0))
-				}
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil && firstErr == nil {
-				firstErr = err
-			}
-			lat = append(lat, local...)
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
-	}
-	slices.Sort(lat)
-	return lat, nil
-}
-
-func pct(sorted []time.Duration, p int) time.Duration {
-	i := (len(sorted)*p + 99) / 100
-	i = min(max(i-1, 0), len(sorted)-1)
-	return sorted[i].Round(time.Microsecond)
-}
-
-// peakRSS is VmHWM from /proc/self/status, in bytes.
-func peakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
-// benchServerCommand is the hidden child of "ncspv bench": it generates a
-// named chain, serves it on loopback, prints "ready ADDR143 ADDR142" and
-// answers "count SERVER" with the request lines that server received,
-// until its standard input closes.
-type benchServerCommand struct {
-	Blocks      int `long:"blocks" default:"20160"`
-	MinCoinbase int `long:"min-coinbase" default:"1000"`
-	MaxCoinbase int `long:"max-coinbase" default:"2000"`
-	// Hostile serves the chain honestly and once per hostile case
-	// (ncspv bench-hostile): "ready HONEST CASE1 CASE2 ...".
-	Hostile bool `long:"hostile"`
-}
-
-func (c *benchServerCommand) Execute([]string) error {
-	p := &headers.RegTestParams
-	g := chaingen.New(p, 7)
-	g.MinCoinbase, g.MaxCoinbase = c.MinCoinbase, c.MaxCoinbase
-	for h := 1; h <= c.Blocks; h++ {
-		var txs [][]byte
-		// Register the names near the tip: regtest names expire after 30.
-		if h > c.Blocks-20 && h <= c.Blocks-20+len(benchNames) {
-			i := h - (c.Blocks - 20) - 1
-			txs = append(txs, chaingen.NameTx(chaingen.OpFirstUpdate, []byte(benchNames[i]),
-				[]byte(`{"ip":"127.0.0.1","tor":"bench`+strconv.Itoa(i)+`aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.onion"}`),
-				[20]byte{byte(i)}, 0, uint64(h)))
-		}
-		g.Next(chaingen.Spec{Txs: txs})
-	}
-	b := electrumxtest.FromChain(g)
-	b.IndexNames()
-	if c.Hostile {
-		return serveHostile(b)
-	}
-	s143, err := electrumxtest.NewServer(b, electrumxtest.Options{Pad: true, HoldSmall: time.Second})
-	if err != nil {
-		return err
-	}
-	defer s143.Close()
-	s142, err := electrumxtest.NewServer(b, electrumxtest.Options{MaxProtocol: "1.4.2"})
-	if err != nil {
-		return err
-	}
-	defer s142.Close()
-	fmt.Printf("ready %s %s\n", s143.Address(), s142.Address())
-	in := bufio.NewScanner(os.Stdin)
-	for in.Scan() {
-		f := strings.Fields(in.Text())
-		if len(f) == 1 && f[0] == "cpu" {
-			fmt.Println(cpuTime())
-		}
-		if len(f) == 2 && f[0] == "count" {
-			n := s142.RoundTrips()
-			if f[1] == s143.Address().String() {
-				n = s143.RoundTrips()
-			}
-			fmt.Println(n)
-		}
-	}
-	return nil
-}
-
-// benchChild starts this binary with args as the fake servers of a
-// benchmark, outside the measured process. ask sends a command line (none
-// when cmd is empty) and reads the child's next answer line as fields;
-// stop ends the child. Runtime knobs given to measure ncspv (GOGC,
-// GOMEMLIMIT, GODEBUG) are not passed to it.
-func benchChild(args ...string) (ask func(cmd string) ([]string, error), stop func(), err error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, nil, err
-	}
-	child := exec.Command(self, args...)
-	child.Stderr = os.Stderr
-	child.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool {
-		return strings.HasPrefix(kv, "GOGC=") || strings.HasPrefix(kv, "GOMEMLIMIT=") || strings.HasPrefix(kv, "GODEBUG=")
-	})
-	stdin, _ := child.StdinPipe()
-	stdout, _ := child.StdoutPipe()
-	if err := child.Start(); err != nil {
-		return nil, nil, err
-	}
-	rd := bufio.NewReader(stdout)
-	ask = func(cmd string) ([]string, error) {
-		if cmd != "" {
-			fmt.Fprintln(stdin, cmd)
-		}
-		line, err := rd.ReadString('\n')
-		if err != nil {
-			return nil, fmt.Errorf("bench server: %w", err)
-		}
-		return strings.Fields(line), nil
-	}
-	return ask, func() { stdin.Close(); child.Wait() }, nil
-}
-
-// buildKind says whether this binary links libc (cgo), which adds about
-// 1.5 MiB of resident pages; release builds are static.
-func buildKind() string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "CGO_ENABLED" && s.Value == "1" {
-				return "cgo (libc linked; release builds are static)"
-			}
-		}
-	}
-	return "static"
-}
-
-// parseRange reads "MIN-MAX", two coinbase sizes chaingen can build.
-func parseRange(s string) (int, int, error) {
-	a, b, ok := strings.Cut(s, "-")
-	lo, err1 := strconv.Atoi(a)
-	hi, err2 := strconv.Atoi(b)
-	if !ok || err1 != nil || err2 != nil || lo < 100 || hi < lo+34 || hi > 100000 {
-		return 0, 0, fmt.Errorf("%q is not MIN-MAX with 100 <= MIN, MIN+34 <= MAX <= 100000 (a payout output is 34 bytes)", s)
-	}
-	return lo, hi, nil
-}
-
-func orDefault(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }

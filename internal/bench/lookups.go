@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -41,24 +41,36 @@ func lookupBenchNames() []string {
 	return out
 }
 
-// benchLookupsCommand measures lookups the way ncprop279 makes them,
-// through an emulated Tor link and on loopback.
-type benchLookupsCommand struct {
-	Sequential   int    `long:"sequential" default:"10" description:"Lookups per sequential case"`
-	Flood        int    `long:"flood" default:"2000" description:"Lookups, each with its own stream ID, in the memory case"`
-	Link         string `long:"link" default:"2000,250,1048576" description:"Emulated Tor link: circuit setup ms, one-way delay ms, bytes per second"`
-	FloodOnly    bool   `long:"flood-only" description:"Only the memory case"`
-	LoopbackOnly bool   `long:"loopback-only" description:"Leave out the emulated Tor link (minutes of waiting for circuits)"`
-	Recording    string `long:"recording" description:"Serve the chain and names of a recording of real Namecoin Core regtest and ElectrumX (../shared/vectors/regtest-recording.json) instead of the generated chain"`
+// LookupsOptions are ncspv bench-lookups': see its flags in cmd/ncspv.
+// It measures lookups the way ncprop279 makes them, through an emulated
+// Tor link and on loopback.
+type LookupsOptions struct {
+	Sequential   int    // lookups per sequential case
+	Flood        int    // lookups, each with its own stream ID, in the memory case
+	Link         string // emulated Tor link: "SETUP_MS,ONEWAY_MS,BYTES_PER_S"
+	FloodOnly    bool   // only the memory case
+	LoopbackOnly bool   // leave out the emulated Tor link
+	Recording    string // serve a recording of real Namecoin Core regtest and ElectrumX instead
+}
 
-	// What is served, from the child: the chain's tip, its names, and the
-	// one renewed all along.
+// lookupsRun is one run of RunLookups and what the child serves: the
+// chain's tip, its names, and the one renewed all along.
+type lookupsRun struct {
+	LookupsOptions
+	mem     Memory
 	tip     int32
 	names   []string
 	renewed string
 }
 
-func (c *benchLookupsCommand) Execute([]string) error {
+// RunLookups runs ncspv bench-lookups; its servers and proxies run in a
+// child (ServeLookups).
+func RunLookups(o LookupsOptions, mem Memory) error {
+	c := &lookupsRun{LookupsOptions: o, mem: mem}
+	return c.run()
+}
+
+func (c *lookupsRun) run() error {
 	var link tortest.Link
 	var setup, oneway, rate int
 	if _, err := fmt.Sscanf(c.Link, "%d,%d,%d", &setup, &oneway, &rate); err != nil {
@@ -66,7 +78,7 @@ func (c *benchLookupsCommand) Execute([]string) error {
 	}
 	link = tortest.Link{CircuitSetup: time.Duration(setup) * time.Millisecond,
 		OneWay: time.Duration(oneway) * time.Millisecond, BytesPerSecond: rate}
-	ask, stop, err := benchChild("bench-lookup-server", "--link", c.Link, "--recording", c.Recording)
+	ask, stop, err := benchChild(LookupServerCommand, "--link", c.Link, "--recording", c.Recording)
 	if err != nil {
 		return err
 	}
@@ -119,7 +131,7 @@ func (c *benchLookupsCommand) Execute([]string) error {
 	return c.flood(ask, proxies["loopback"])
 }
 
-func (c *benchLookupsCommand) engine(proxyAddr string, servers []string) (*spv.Engine, func(), error) {
+func (c *lookupsRun) engine(proxyAddr string, servers []string) (*spv.Engine, func(), error) {
 	dir, err := os.MkdirTemp("", "ncspv-lookups-")
 	if err != nil {
 		return nil, nil, err
@@ -155,7 +167,7 @@ func (c *benchLookupsCommand) engine(proxyAddr string, servers []string) (*spv.E
 }
 
 // link is the emulated link of linkName.
-func (c *benchLookupsCommand) link(linkName string) tortest.Link {
+func (c *lookupsRun) link(linkName string) tortest.Link {
 	if linkName == "loopback" {
 		return tortest.Link{}
 	}
@@ -168,7 +180,7 @@ func (c *benchLookupsCommand) link(linkName string) tortest.Link {
 // floor is the bare round trip of a lookup's request: the same batch
 // (get_value_proof with cp_height, and the headers) on a connection
 // already open, with no verification, timed as the lookups are.
-func (c *benchLookupsCommand) floor(ask func(string) ([]string, error), proxyAddr, linkName, kind string) error {
+func (c *lookupsRun) floor(ask func(string) ([]string, error), proxyAddr, linkName, kind string) error {
 	srv, _ := electrumx.ParseServer(serversFor(kind)[0])
 	router := tor.NewRouter(tor.Proxy{Network: "tcp", Address: proxyAddr})
 	cl, err := electrumx.Dial(context.Background(), srv, electrumx.Config{Dial: electrumx.DialFunc(router.ForStream("floor").Dial)})
@@ -224,7 +236,7 @@ func counters(ask func(string) ([]string, error), proxyAddr string) (int64, int6
 	return b, r, nil
 }
 
-func (c *benchLookupsCommand) runCases(ask func(string) ([]string, error), proxyAddr, linkName, kind string) error {
+func (c *lookupsRun) runCases(ask func(string) ([]string, error), proxyAddr, linkName, kind string) error {
 	e, closeAll, err := c.engine(proxyAddr, serversFor(kind))
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", linkName, kind, err)
@@ -338,8 +350,8 @@ func printLookupRow(linkName, kind, name string, lat []time.Duration, bytes, tri
 
 // flood runs Flood lookups, each with its own stream ID, 20 at a time,
 // and reports ncspv's peak RSS and open connections.
-func (c *benchLookupsCommand) flood(ask func(string) ([]string, error), proxyAddr string) error {
-	limitMemory(os.Getenv) // as the daemon does
+func (c *lookupsRun) flood(ask func(string) ([]string, error), proxyAddr string) error {
+	c.mem.Limit() // as the daemon does
 	e, closeAll, err := c.engine(proxyAddr, serversFor("1.20"))
 	if err != nil {
 		return err
@@ -378,17 +390,22 @@ func openFiles() int {
 	return len(ents)
 }
 
-// benchLookupServerCommand is the hidden child of bench-lookups: the
+// LookupServerOptions are the child's of RunLookups (ServeLookups): the
 // servers and two SOCKS proxies (loopback, and the emulated Tor link),
 // outside the measured process. It prints "ready LOOPBACK_PROXY
 // TOR_PROXY" and answers "count PROXY" with the bytes that proxy relayed
 // and the round trips every server got.
-type benchLookupServerCommand struct {
-	Link      string `long:"link" default:"2000,250,1048576"`
-	Recording string `long:"recording"`
+type LookupServerOptions struct {
+	Link      string
+	Recording string
 }
 
-func (c *benchLookupServerCommand) Execute([]string) error {
+// LookupServerCommand is the hidden subcommand of ncspv that runs
+// ServeLookups.
+const LookupServerCommand = "bench-lookup-server"
+
+// ServeLookups runs the child of ncspv bench-lookups.
+func ServeLookups(c LookupServerOptions) error {
 	var setup, oneway, rate int
 	if _, err := fmt.Sscanf(c.Link, "%d,%d,%d", &setup, &oneway, &rate); err != nil {
 		return err
@@ -470,7 +487,7 @@ func hexNames(names []string) string {
 // fillerHeaders is how many headers the engine sends with a lookup for
 // this chain: one of the generated 1.5 KB headers, two of the
 // recording's 294-byte ones.
-func (c *benchLookupsCommand) fillerHeaders() int32 {
+func (c *lookupsRun) fillerHeaders() int32 {
 	if c.Recording != "" {
 		return 2
 	}
@@ -480,7 +497,7 @@ func (c *benchLookupsCommand) fillerHeaders() int32 {
 // backend is what the servers serve: the recording's chain and names, or
 // the generated chain; served is the "chain TIP RENEWED NAMES..." line
 // (names in hex) for the parent.
-func (c *benchLookupServerCommand) backend() (*electrumxtest.Backend, string, error) {
+func (c LookupServerOptions) backend() (*electrumxtest.Backend, string, error) {
 	if c.Recording == "" {
 		return generatedLookupBackend()
 	}

@@ -1,4 +1,8 @@
-package main
+// Package demo is ncspv demo: an offline run of the whole path on a
+// generated regtest chain (verify, store, reject a tampered header, reorg,
+// then a verified name_show from two fake ElectrumX servers on loopback).
+// Its flags stay in cmd/ncspv.
+package demo
 
 import (
 	"context"
@@ -18,14 +22,15 @@ import (
 	"github.com/ncspv/ncspv/tor"
 )
 
-type demoCommand struct {
-	Blocks  int    `long:"blocks" default:"5000" description:"Number of regtest headers to generate and verify"`
-	DataDir string `long:"datadir" description:"Keep the header database here (default: a temporary directory, removed afterwards)"`
-	Seed    uint64 `long:"seed" default:"1" description:"Seed of the generated chain"`
+// Options are ncspv demo's: see its flags in cmd/ncspv.
+type Options struct {
+	Blocks  int    // regtest headers to generate and verify
+	DataDir string // keep the header database here ("": a temporary directory)
+	Seed    uint64 // seed of the generated chain
 }
 
-// Execute runs the demo. Part of the go-flags Commander interface.
-func (c *demoCommand) Execute([]string) error {
+// Run runs the demo, printing what it does on standard output.
+func Run(c Options) error {
 	if c.Blocks < 30 || c.Blocks > 1_000_000 {
 		return fmt.Errorf("--blocks must be between 30 and 1000000, got %d", c.Blocks)
 	}

@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"os"
@@ -10,17 +10,17 @@ import (
 // its database, which must then be refused as non-empty.
 func TestDemo(t *testing.T) {
 	dir := t.TempDir()
-	d := &demoCommand{Blocks: 2100, DataDir: dir, Seed: 3}
-	if err := d.Execute(nil); err != nil {
+	o := Options{Blocks: 2100, DataDir: dir, Seed: 3}
+	if err := Run(o); err != nil {
 		t.Fatalf("demo: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "regtest", "headers.db")); err != nil {
 		t.Fatalf("database not kept: %v", err)
 	}
-	if err := d.Execute(nil); err == nil {
+	if err := Run(o); err == nil {
 		t.Fatal("demo reused a non-empty database")
 	}
-	if err := (&demoCommand{Blocks: 5}).Execute(nil); err == nil {
+	if err := Run(Options{Blocks: 5}); err == nil {
 		t.Fatal("--blocks 5 accepted")
 	}
 }
