@@ -49,6 +49,11 @@ type Config struct {
 	// RequestTimeout bounds one sync request (default 60 s: a chunk can be
 	// 7 MB over Tor).
 	RequestTimeout time.Duration
+	// TipTimeout bounds a sync's first request, the tip subscription
+	// (default DefaultTipTimeout, at most RequestTimeout): its reply is a
+	// header, so a server that holds it longer has stalled, and the next
+	// server is asked instead of the first sync waiting a chunk's time.
+	TipTimeout time.Duration
 	// DemoteFor is how long a server caught lying is avoided (default 30 min).
 	DemoteFor time.Duration
 	// LookupDeadline is when a lookup answers with the newest verified
@@ -120,6 +125,11 @@ type Engine struct {
 	samples int // how many headers the last passed sample drew
 }
 
+// DefaultTipTimeout is Config.TipTimeout's default: a few round trips
+// over a slow Tor circuit and ElectrumX's hold of small replies (1 s),
+// several times over.
+const DefaultTipTimeout = 20 * time.Second
+
 // New checks cfg and makes an engine.
 func New(cfg Config) (*Engine, error) {
 	switch {
@@ -148,6 +158,10 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 60 * time.Second
 	}
+	if cfg.TipTimeout <= 0 {
+		cfg.TipTimeout = DefaultTipTimeout
+	}
+	cfg.TipTimeout = min(cfg.TipTimeout, cfg.RequestTimeout)
 	if cfg.DemoteFor <= 0 {
 		cfg.DemoteFor = 30 * time.Minute
 	}

@@ -61,6 +61,37 @@ func TestSilentServer(t *testing.T) {
 	}
 }
 
+// TestSilentAfterHandshake: a server that completes its handshake and
+// then never answers holds the first sync no longer than the tip
+// subscription's timeout, not a chunk request's (an hour here, so that a
+// sync that waited for it would end at the test's deadline instead): the
+// honest server's chain is synced, and the silent one is asked last from
+// then on.
+func TestSilentAfterHandshake(t *testing.T) {
+	nc := buildNamedChain(33)
+	honest := startServer(t, nc.backend(), "1.4.3")
+	silent := startServer(t, nc.backend(), "1.4.3")
+	silent.SetHook(func(r electrumxtest.Request) *electrumxtest.Action {
+		if r.Method == "server.version" {
+			return nil
+		}
+		return &electrumxtest.Action{NoReply: true}
+	})
+	e, store := newEngineConfig(t, spv.Config{Params: &headers.RegTestParams,
+		Servers: []electrumx.Server{silent.Address(), honest.Address()}, Confirmations: 3, QueryServers: 2,
+		RequestTimeout: time.Hour, TipTimeout: 200 * time.Millisecond})
+	syncEngine(t, e)
+	if store.Tip().Hash != nc.g.Tip().Hash {
+		t.Fatalf("tip %d", store.Tip().Height)
+	}
+	if d := e.Demoted(); len(d) != 1 || d[0] != silent.Address().String() {
+		t.Fatalf("demoted %v, want the silent server", d)
+	}
+	if n := silent.Requests("blockchain.headers.subscribe"); n != 1 {
+		t.Fatalf("%d tip subscriptions to the silent server", n)
+	}
+}
+
 // TestSilentServerHandshake: a stalled handshake is ErrStalled, not a
 // wait without end.
 func TestSilentServerHandshake(t *testing.T) {

@@ -67,7 +67,7 @@ func (e *Engine) syncWith(ctx context.Context, s electrumx.Server) error {
 // syncHeaders brings our chain up to c's tip.
 func (e *Engine) syncHeaders(ctx context.Context, c *electrumx.Client) error {
 	s := c.Server()
-	tctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
+	tctx, cancel := context.WithTimeout(ctx, e.cfg.TipTimeout)
 	note, _, err := c.SubscribeHeaders(tctx)
 	cancel()
 	if err != nil {

@@ -154,7 +154,10 @@ func (c *lookupsRun) engine(proxyAddr string, servers []string) (*spv.Engine, fu
 	pool := electrumx.NewPool(electrumx.Config{HandshakeTimeout: 10 * time.Second})
 	e, err := spv.New(spv.Config{Params: p, Addresses: spv.RegTestAddresses, Checkpoint: cp, Store: store,
 		Servers: list, Router: tor.NewRouter(tor.Proxy{Network: "tcp", Address: proxyAddr}), Pool: pool,
-		QueryServers: len(list), Confirmations: 12, CatchUpAfter: time.Hour})
+		QueryServers: len(list), Confirmations: 12, CatchUpAfter: time.Hour,
+		// The silent server holds only this setup sync (lookups are not
+		// syncs): 5 s is ample for a tip through the emulated link.
+		TipTimeout: 5 * time.Second})
 	if err != nil {
 		return nil, nil, err
 	}
