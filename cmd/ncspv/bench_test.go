@@ -2,7 +2,6 @@ package main
 
 import (
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -15,10 +14,7 @@ func TestBenchCommand(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "ncspv")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := ncspvBinary(t)
 	out, err := exec.Command(bin, "bench", "--blocks", "300", "--lookups", "200",
 		"--first-answer-headers", "6000", "--first-answer-full-headers", "5000",
 		"--first-answer-setup", "0", "--first-answer-oneway", "2", "--first-answer-rate", "0").CombinedOutput()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -20,16 +19,7 @@ func TestHostileServersMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds ncspv and runs bench-hostile")
 	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go tool to build ncspv with")
-	}
-	bin := filepath.Join(t.TempDir(), "ncspv")
-	build := exec.Command(goTool, "build", "-o", bin, ".")
-	build.Env = append(build.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := ncspvBinary(t)
 	out, err := exec.Command(bin, "bench-hostile", "--blocks", "300", "--handshake-timeout", "1").CombinedOutput()
 	if err != nil {
 		t.Fatalf("bench-hostile: %v\n%s", err, out)

@@ -76,10 +76,7 @@ func TestWhonixSplit(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "ncspv")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := ncspvBinary(t)
 
 	// The fake ElectrumX servers, inside the workstation.
 	fake := exec.Command("ip", "netns", "exec", ws, bin, "bench-server", "--blocks", "300")
