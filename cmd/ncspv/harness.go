@@ -45,7 +45,7 @@ type benchServerCommand struct {
 }
 
 func (c *benchServerCommand) Execute([]string) error {
-	return bench.Serve(bench.ServerOptions{Blocks: c.Blocks, MinCoinbase: c.MinCoinbase, MaxCoinbase: c.MaxCoinbase, Hostile: c.Hostile})
+	return bench.Serve(bench.ServerOptions(*c))
 }
 
 type benchLookupsCommand struct {

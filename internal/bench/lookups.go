@@ -58,6 +58,7 @@ type LookupsOptions struct {
 type lookupsRun struct {
 	LookupsOptions
 	mem     Memory
+	torLink tortest.Link // Link, parsed
 	tip     int32
 	names   []string
 	renewed string
@@ -71,13 +72,11 @@ func RunLookups(o LookupsOptions, mem Memory) error {
 }
 
 func (c *lookupsRun) run() error {
-	var link tortest.Link
-	var setup, oneway, rate int
-	if _, err := fmt.Sscanf(c.Link, "%d,%d,%d", &setup, &oneway, &rate); err != nil {
-		return fmt.Errorf("--link: want SETUP_MS,ONEWAY_MS,BYTES_PER_S: %w", err)
+	link, err := parseLink(c.Link)
+	if err != nil {
+		return fmt.Errorf("--link: %w", err)
 	}
-	link = tortest.Link{CircuitSetup: time.Duration(setup) * time.Millisecond,
-		OneWay: time.Duration(oneway) * time.Millisecond, BytesPerSecond: rate}
+	c.torLink = link
 	ask, stop, err := benchChild(LookupServerCommand, "--link", c.Link, "--recording", c.Recording)
 	if err != nil {
 		return err
@@ -174,10 +173,17 @@ func (c *lookupsRun) link(linkName string) tortest.Link {
 	if linkName == "loopback" {
 		return tortest.Link{}
 	}
+	return c.torLink
+}
+
+// parseLink reads an emulated link, "SETUP_MS,ONEWAY_MS,BYTES_PER_S".
+func parseLink(s string) (tortest.Link, error) {
 	var setup, oneway, rate int
-	fmt.Sscanf(c.Link, "%d,%d,%d", &setup, &oneway, &rate)
+	if _, err := fmt.Sscanf(s, "%d,%d,%d", &setup, &oneway, &rate); err != nil {
+		return tortest.Link{}, fmt.Errorf("want SETUP_MS,ONEWAY_MS,BYTES_PER_S: %w", err)
+	}
 	return tortest.Link{CircuitSetup: time.Duration(setup) * time.Millisecond,
-		OneWay: time.Duration(oneway) * time.Millisecond, BytesPerSecond: rate}
+		OneWay: time.Duration(oneway) * time.Millisecond, BytesPerSecond: rate}, nil
 }
 
 // floor is the bare round trip of a lookup's request: the same batch
@@ -409,8 +415,8 @@ const LookupServerCommand = "bench-lookup-server"
 
 // ServeLookups runs the child of ncspv bench-lookups.
 func ServeLookups(c LookupServerOptions) error {
-	var setup, oneway, rate int
-	if _, err := fmt.Sscanf(c.Link, "%d,%d,%d", &setup, &oneway, &rate); err != nil {
+	link, err := parseLink(c.Link)
+	if err != nil {
 		return err
 	}
 	b, served, err := c.backend()
@@ -442,8 +448,7 @@ func ServeLookups(c LookupServerOptions) error {
 	}
 	defer loop.Close()
 	defer torp.Close()
-	torp.SetLink(tortest.Link{CircuitSetup: time.Duration(setup) * time.Millisecond,
-		OneWay: time.Duration(oneway) * time.Millisecond, BytesPerSecond: rate})
+	torp.SetLink(link)
 	for _, px := range []*tortest.Proxy{loop, torp} {
 		px.Route("e120.test:50001", s120.Address().Addr())
 		px.Route("e118.test:50001", s118.Address().Addr())

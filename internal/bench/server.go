@@ -13,8 +13,8 @@ import (
 	"github.com/ncspv/ncspv/internal/chaingen"
 )
 
-// ServerOptions are the fake servers' of ncspv bench, which run in a
-// hidden child (Serve): it generates a named chain, serves it on
+// ServerOptions configure the fake servers of ncspv bench, which run in
+// a hidden child (Serve): it generates a named chain, serves it on
 // loopback, prints "ready ADDR143 ADDR142" and answers "count SERVER"
 // with the request lines that server received, handshakes left out, and
 // "cpu" with its CPU time, until its standard input closes.
